@@ -1,0 +1,1 @@
+"""Core: canonical encoding, hashing, keys, transactions, errors, events and state protocols."""

@@ -1,0 +1,63 @@
+"""What a module gives the application: handlers, queries, genesis and end-block work.
+
+The application lists modules in a fixed order (never discovered). A module's handlers are pure
+functions ``handle_<msg>(view, ctx, msg) -> None``; its queries are pure functions
+``query_<name>(view, params) -> plain data`` that read state only through ``view.get`` /
+``view.iterate``, so the same function can be re-run by a client over proven key/values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from citychain.core.context import BlockContext, TxContext
+from citychain.core.events import Event
+from citychain.core.messages import Msg
+from citychain.core.state import ReadView, StateView
+
+Handler = Callable[[StateView, TxContext, Any], None]
+QueryHandler = Callable[[ReadView, dict[str, Any]], Any]
+GenesisInit = Callable[[StateView, BlockContext, Any], None]
+GenesisExport = Callable[[ReadView], Any]
+EndBlock = Callable[[StateView, BlockContext], list[Event]]
+
+
+@dataclass(frozen=True)
+class Module:
+    """A module's registration record.
+
+    ``handlers`` maps message classes to handlers; ``queries`` maps a query name (the path is
+    ``/<module>/<name>``) to a query function; ``provable_queries`` lists the queries that read
+    only by ``get`` and so can be proven key by key.
+    """
+
+    name: str
+    handlers: Mapping[type[Msg], Handler]
+    queries: Mapping[str, QueryHandler] = field(default_factory=dict)
+    provable_queries: frozenset[str] = frozenset()
+    init_genesis: GenesisInit | None = None
+    export_genesis: GenesisExport | None = None
+    end_block: EndBlock | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AccountInfo:
+    """What the ante handler needs to know about a sender."""
+
+    address: str
+    pubkey: bytes
+    sequence: int
+    suspended: bool
+    roles: tuple[str, ...]
+
+
+class AccountKeeper(Protocol):
+    """The identity module's facade the application's ante handler uses."""
+
+    def get_account(self, view: ReadView, address: str) -> AccountInfo | None:
+        """Return the sender's account, or None if no account exists for ``address``."""
+
+    def set_sequence(self, view: StateView, address: str, sequence: int) -> None:
+        """Store the account's next expected sequence number."""

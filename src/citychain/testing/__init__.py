@@ -1,0 +1,1 @@
+"""Helpers shipped for tests: simple states, keys and contexts."""
