@@ -1,0 +1,1 @@
+"""The application: the one place where modules meet, behind the ABCI 2.0 method set."""

@@ -1,0 +1,1 @@
+"""Consensus drivers: solo (embedded block producer) and, later, CometBFT over ABCI."""

@@ -1,0 +1,1 @@
+"""The solo driver: one organisation's embedded, signed, hash-linked block producer."""

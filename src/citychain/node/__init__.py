@@ -1,0 +1,1 @@
+"""Node: composition root — home directory, config, keyring, genesis, start/stop, audit."""
