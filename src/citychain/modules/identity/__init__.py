@@ -1,0 +1,1 @@
+"""The identity module: accounts as DIDs, key rotation, roles and suspension."""
