@@ -1,0 +1,1 @@
+"""The bank module: denominations, balances, total supply, mint, burn and transfer."""
