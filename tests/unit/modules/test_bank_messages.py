@@ -44,6 +44,7 @@ INVALID: list[tuple[Msg, str]] = [
     (MsgCreateDenom("1city", "x", 6), "denom"),
     (MsgCreateDenom("uCity", "x", 6), "denom"),
     (MsgCreateDenom("u-city", "x", 6), "denom"),
+    (MsgCreateDenom("ucity\n", "x", 6), "denom"),
     (MsgCreateDenom("ucity", "", 6), "display_name"),
     (MsgCreateDenom("ucity", "x" * 65, 6), "display_name"),
     (MsgCreateDenom("ucity", "tab\there", 6), "display_name"),

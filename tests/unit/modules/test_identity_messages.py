@@ -65,6 +65,7 @@ INVALID: list[tuple[Msg, str]] = [
     (MsgGrantRole(KEY.address, "citizen"), "did"),
     (MsgGrantRole("did:city:" + KEY.address.upper(), "citizen"), "did"),
     (MsgGrantRole("did:web:" + KEY.address, "citizen"), "did"),
+    (MsgGrantRole(DID + "\n", "citizen"), "did"),
     (MsgGrantRole(DID, "mayor"), "role"),
     (MsgGrantRole(DID, "Citizen"), "role"),
     (MsgRevokeRole(DID + "0", "citizen"), "did"),

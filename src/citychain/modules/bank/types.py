@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from citychain.core import codec
 
-DENOM_PATTERN = re.compile(r"^[a-z][a-z0-9]{2,15}$")
+DENOM_PATTERN = re.compile(r"[a-z][a-z0-9]{2,15}")
 MAX_DISPLAY_NAME = 64
 MAX_DECIMALS = 18
 # Amounts, balances and supplies stay below 2**63 (they fit a signed 64-bit integer everywhere).
@@ -44,7 +44,8 @@ class Denom:
 
 def is_denom(text: str) -> bool:
     """Return whether ``text`` is a well-formed denom id ([a-z][a-z0-9]{2,15})."""
-    return DENOM_PATTERN.match(text) is not None
+    # fullmatch: with match and "$", "ucity\n" would pass as a look-alike of "ucity".
+    return DENOM_PATTERN.fullmatch(text) is not None
 
 
 def encode_amount(amount: int) -> bytes:
