@@ -50,6 +50,7 @@ def get_supply(view: ReadView, denom: str) -> int:
 
 
 def set_supply(view: StateView, denom: str, amount: int) -> None:
+    """Store a total supply (0 deletes the key). Raises ValueError if negative."""
     _set_amount(view, keys.supply_key(denom), amount)
 
 
@@ -65,6 +66,7 @@ def get_balance(view: ReadView, address: str, denom: str) -> int:
 
 
 def set_balance(view: StateView, address: str, denom: str, amount: int) -> None:
+    """Store a balance (0 deletes the key). Raises ValueError if negative."""
     _set_amount(view, keys.balance_key(address, denom), amount)
 
 

@@ -55,7 +55,11 @@ def get_sequence(view: ReadView, address: str) -> int:
 
 
 def set_sequence(view: StateView, address: str, sequence: int) -> None:
-    """Store the next expected sequence; 0 is stored as an absent key."""
+    """Store the next expected sequence; 0 is stored as an absent key.
+
+    Raises:
+        ValueError: ``sequence`` is negative.
+    """
     if sequence < 0:
         raise ValueError("a sequence number is never negative")
     key = keys.sequence_key(address)
