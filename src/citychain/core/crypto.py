@@ -15,7 +15,7 @@ SIGNATURE_SIZE = 64
 SEED_SIZE = 32
 ADDRESS_SIZE = 20
 DID_PREFIX = "did:city:"
-_ADDRESS_RE = re.compile(r"^[0-9a-f]{40}$")
+_ADDRESS_RE = re.compile(r"[0-9a-f]{40}")
 
 
 def address_from_pubkey(pubkey: bytes) -> str:
@@ -25,7 +25,9 @@ def address_from_pubkey(pubkey: bytes) -> str:
 
 def is_address(text: str) -> bool:
     """Return whether ``text`` is a well-formed address (40 lowercase hex characters)."""
-    return isinstance(text, str) and _ADDRESS_RE.match(text) is not None
+    # fullmatch, not match with "$": "$" also matches before a trailing newline, and
+    # bytes.fromhex (keyspace.address_part) would then map "<address>\n" to the same key.
+    return isinstance(text, str) and _ADDRESS_RE.fullmatch(text) is not None
 
 
 def did_from_address(address: str) -> str:
