@@ -80,13 +80,17 @@ class ProvenView:
 
 def verify_query_answer(query: QueryHandler, params: dict[str, Any], answer: bytes,
                         reads: list[ProvenRead], signed: SignedHeader, chain_id: str,
-                        trusted: frozenset[bytes]) -> Any:
+                        trusted: frozenset[bytes], height: int | None = None) -> Any:
     """Verify an answer end to end and return its decoded value.
 
+    ``height`` is the height the answer claims (or the client asked for): without it, a node
+    could serve an old answer with the old header, and the client would accept stale state.
+
     Raises:
-        VerificationError: the header, a proof, or the recomputed answer does not match.
+        VerificationError: the header (chain, height, signer), a proof, or the recomputed
+            answer does not match.
     """
-    verify_header(signed, chain_id, trusted)
+    verify_header(signed, chain_id, trusted, height)
     proven = verify_reads(signed.header.app_hash, reads)
     recomputed = query(ProvenView(proven), params)
     if codec.encode(recomputed) != answer:
@@ -95,8 +99,10 @@ def verify_query_answer(query: QueryHandler, params: dict[str, Any], answer: byt
 
 
 def verify_tx_inclusion(raw: bytes, index: int, total: int, aunts: list[bytes],
-                        signed: SignedHeader, chain_id: str, trusted: frozenset[bytes]) -> None:
-    """Raise VerificationError unless ``raw`` is tx ``index`` of the block ``signed`` heads."""
-    verify_header(signed, chain_id, trusted)
+                        signed: SignedHeader, chain_id: str, trusted: frozenset[bytes],
+                        height: int | None = None) -> None:
+    """Raise VerificationError unless ``raw`` is tx ``index`` of the block ``signed`` heads
+    (at ``height`` when given)."""
+    verify_header(signed, chain_id, trusted, height)
     if not verify_inclusion(signed.header.tx_root, tx_hash(raw), index, total, aunts):
         raise VerificationError("tx inclusion proof does not match the header's tx root")
