@@ -35,10 +35,12 @@ class ChainError(Exception):
             return  # an abstract codespace base such as ``BankError``
         key = (cls.codespace, cls.code)
         existing = _REGISTRY.get(key)
-        if existing is not None and existing.__qualname__ != cls.__qualname__:
+        # The same class defined again (a module re-imported) may take its code back; any other
+        # class may not, even one with the same name in another module.
+        if existing is not None and _full_name(existing) != _full_name(cls):
             raise TypeError(
-                f"error code {cls.codespace}/{cls.code} of {cls.__qualname__} "
-                f"is already used by {existing.__qualname__}"
+                f"error code {cls.codespace}/{cls.code} of {_full_name(cls)} "
+                f"is already used by {_full_name(existing)}"
             )
         _REGISTRY[key] = cls
 
@@ -57,6 +59,10 @@ class ChainError(Exception):
         if self.details:
             data["details"] = {k: _plain(v) for k, v in sorted(self.details.items())}
         return data
+
+
+def _full_name(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 def _plain(value: Any) -> Any:
