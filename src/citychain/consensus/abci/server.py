@@ -131,7 +131,7 @@ class RequestHandler:
             log.warning("CometBFT speaks ABCI %s; this server implements %s",
                         request.abci_version, ABCI_VERSION)
         info = self._fatal_on_error("Info", self.app.info)
-        log.info("Info: CometBFT %s asks; app at height %d, app hash %s", request.version,
+        log.debug("Info: CometBFT %s asks; app at height %d, app hash %s", request.version,
                  info.last_block_height, info.last_block_app_hash.hex())
         return abci.Response(info=abci.ResponseInfo(
             data=info.data, version=info.version, app_version=info.app_version,
