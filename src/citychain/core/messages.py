@@ -17,7 +17,6 @@ from citychain.core.crypto import is_address
 from citychain.core.errors import InvalidMessageError
 
 _SCALARS: dict[Any, type] = {int: int, str: str, bytes: bytes, bool: bool}
-_FIELD_CACHE: dict[type, tuple[tuple[str, Any], ...]] = {}
 
 
 class Msg:
@@ -32,7 +31,7 @@ class Msg:
     def to_value(self) -> dict[str, Any]:
         """Return the message fields as plain data (canonically encodable)."""
         return {name: (list(value) if isinstance(value, tuple) else value)
-                for name, value in ((f, getattr(self, f)) for f, _ in _fields(type(self)))}
+                for name, value in ((f, getattr(self, f)) for f in _spec(type(self)).order)}
 
     @classmethod
     def from_value(cls, value: Any) -> Self:
@@ -40,47 +39,74 @@ class Msg:
 
         Raises:
             InvalidMessageError: a field is missing, unknown or of the wrong type.
+            TypeError: the message class declares a field type messages cannot carry.
         """
         if not isinstance(value, dict):
             raise InvalidMessageError(f"{cls.TYPE}: message value must be a map")
-        fields = _fields(cls)
-        names = {name for name, _ in fields}
-        for key in sorted(value):
-            if key not in names:
-                raise InvalidMessageError(f"{cls.TYPE}: unknown field {key!r}", field=key)
+        spec = _spec(cls)
+        if value.keys() != spec.names:
+            _raise_field_mismatch(cls.TYPE, spec, value)
         kwargs: dict[str, Any] = {}
-        for name, kind in fields:
-            if name not in value:
-                raise InvalidMessageError(f"{cls.TYPE}: missing field {name!r}", field=name)
-            kwargs[name] = _convert(cls.TYPE, name, kind, value[name])
+        for name, scalar, item_type in spec.fields:
+            raw = value[name]
+            if scalar is not None:
+                if type(raw) is not scalar:
+                    raise InvalidMessageError(
+                        f"{cls.TYPE}: field {name!r} must be {scalar.__name__}, "
+                        f"got {type(raw).__name__}", field=name)
+                kwargs[name] = raw
+            else:
+                if type(raw) is not list or any(type(item) is not item_type for item in raw):
+                    raise InvalidMessageError(
+                        f"{cls.TYPE}: field {name!r} must be a list of {item_type.__name__}",
+                        field=name)
+                kwargs[name] = tuple(raw)
         return cls(**kwargs)
 
 
-def _fields(cls: type) -> tuple[tuple[str, Any], ...]:
-    cached = _FIELD_CACHE.get(cls)
-    if cached is None:
+class _Spec:
+    """A message class's fields, resolved once: names, and per field its scalar type or, for a
+    ``tuple[X, ...]`` field, its item type."""
+
+    __slots__ = ("fields", "names", "order")
+
+    def __init__(self, cls: type) -> None:
         hints = typing.get_type_hints(cls)
-        cached = tuple((f.name, hints[f.name]) for f in dataclasses.fields(cls))
-        _FIELD_CACHE[cls] = cached
-    return cached
+        fields: list[tuple[str, type | None, type]] = []
+        for field in dataclasses.fields(cls):
+            kind = hints[field.name]
+            scalar = _SCALARS.get(kind)
+            if scalar is not None:
+                fields.append((field.name, scalar, scalar))
+                continue
+            args = typing.get_args(kind)
+            if (typing.get_origin(kind) is not tuple or len(args) != 2 or args[1] is not Ellipsis
+                    or args[0] not in _SCALARS):
+                raise TypeError(f"unsupported message field type {kind!r} for "
+                                f"{getattr(cls, 'TYPE', cls.__qualname__)}.{field.name}")
+            fields.append((field.name, None, _SCALARS[args[0]]))
+        self.fields = tuple(fields)
+        self.order = tuple(name for name, _, _ in fields)
+        self.names = frozenset(self.order)
 
 
-def _convert(type_name: str, name: str, kind: Any, raw: Any) -> Any:
-    scalar = _SCALARS.get(kind)
-    if scalar is not None:
-        if type(raw) is not scalar:
-            raise InvalidMessageError(
-                f"{type_name}: field {name!r} must be {scalar.__name__}, got {type(raw).__name__}",
-                field=name)
-        return raw
-    if typing.get_origin(kind) is tuple:
-        (item_kind, _ellipsis) = typing.get_args(kind)
-        item_type = _SCALARS[item_kind]
-        if type(raw) is not list or any(type(item) is not item_type for item in raw):
-            raise InvalidMessageError(
-                f"{type_name}: field {name!r} must be a list of {item_type.__name__}", field=name)
-        return tuple(raw)
-    raise TypeError(f"unsupported message field type {kind!r} for {type_name}.{name}")
+_SPEC_CACHE: dict[type, _Spec] = {}
+
+
+def _spec(cls: type) -> _Spec:
+    spec = _SPEC_CACHE.get(cls)
+    if spec is None:
+        spec = _SPEC_CACHE[cls] = _Spec(cls)
+    return spec
+
+
+def _raise_field_mismatch(type_name: str, spec: _Spec, value: dict[Any, Any]) -> None:
+    for key in sorted(value, key=str):
+        if key not in spec.names:
+            raise InvalidMessageError(f"{type_name}: unknown field {key!r}", field=str(key))
+    for name in spec.order:
+        if name not in value:
+            raise InvalidMessageError(f"{type_name}: missing field {name!r}", field=name)
 
 
 def validate_address_field(value: str, field: str) -> None:
