@@ -1,0 +1,285 @@
+"""SqliteStore: the versioned state store in one SQLite file (WAL, synchronous=FULL).
+
+Tables (see docs/adr/0002-authenticated-state.md)::
+
+    state    (key PRIMARY KEY, value)                   latest key/values (index range scans)
+    changes  (height, key, value NULL=deleted)          the effective writes of every height
+    nodes    (chunk PRIMARY KEY, data)                  32 fixed-size tree node records per row
+    versions (height PRIMARY KEY, root, root_id, first_node, node_count, meta_digest)
+    meta     (height, name, value)                      metadata history (values as they change)
+
+Each commit is one ``BEGIN IMMEDIATE .. COMMIT`` transaction, so a crash at any instant leaves
+exactly the last committed height. One connection is shared by all threads behind the store's
+lock; tree nodes (immutable once written) and latest values are served from bounded in-memory
+caches.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Callable, Iterator
+
+from citychain.store.cache import GenerationalCache
+from citychain.store.errors import StoreCorruptionError, StoreFormatError
+from citychain.store.tree import CHUNK_NODES, RECORD_SIZE, Node, decode_record, encode_chunks
+from citychain.store.versioned import CommitBatch, VersionedStoreBase, VersionRow
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = (
+    "CREATE TABLE state (key BLOB PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID",
+    "CREATE TABLE changes (height INTEGER NOT NULL, key BLOB NOT NULL, value BLOB, "
+    "PRIMARY KEY (height, key)) WITHOUT ROWID",
+    "CREATE TABLE nodes (chunk INTEGER PRIMARY KEY, data BLOB NOT NULL)",
+    "CREATE TABLE versions (height INTEGER PRIMARY KEY, root BLOB NOT NULL, "
+    "root_id INTEGER NOT NULL, first_node INTEGER NOT NULL, node_count INTEGER NOT NULL, "
+    "meta_digest BLOB NOT NULL)",
+    "CREATE TABLE meta (height INTEGER NOT NULL, name TEXT NOT NULL, value BLOB NOT NULL, "
+    "PRIMARY KEY (height, name)) WITHOUT ROWID",
+)
+
+_GET = "SELECT value FROM state WHERE key = ?"
+_SCAN = "SELECT key, value FROM state WHERE key >= ? ORDER BY key LIMIT ?"
+_SCAN_TO = "SELECT key, value FROM state WHERE key >= ? AND key < ? ORDER BY key LIMIT ?"
+_NODE = "SELECT substr(data, ?, ?) FROM nodes WHERE chunk = ?"
+_UPSERT = ("INSERT INTO state (key, value) VALUES (?, ?) "
+           "ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+_VERSION = ("SELECT height, root, root_id, first_node, node_count, meta_digest FROM versions "
+            "WHERE height = ?")
+_VERSIONS_AFTER = ("SELECT height, root, root_id, first_node, node_count, meta_digest "
+                   "FROM versions WHERE height > ? ORDER BY height LIMIT 1024")
+_INSERT_VERSION = ("INSERT INTO versions (height, root, root_id, first_node, node_count, "
+                   "meta_digest) VALUES (?, ?, ?, ?, ?, ?)")
+
+DEFAULT_NODE_CACHE = 400_000  # nodes (~300 bytes each in memory)
+DEFAULT_VALUE_CACHE = 100_000  # latest values
+DEFAULT_PAGE_CACHE_MIB = 64
+
+
+def _version(row: tuple[int, bytes, int, int, int, bytes]) -> VersionRow:
+    return VersionRow(row[0], bytes(row[1]), row[2], row[3], row[4], bytes(row[5]))
+
+
+class SqliteStore(VersionedStoreBase):
+    """A versioned, authenticated key-value store in one SQLite file. Thread-safe.
+
+    Raises (on open):
+        StoreFormatError: the file holds a database of another format or version.
+        sqlite3.Error: the file cannot be opened.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, node_cache_size: int = DEFAULT_NODE_CACHE,
+                 value_cache_size: int = DEFAULT_VALUE_CACHE,
+                 page_cache_mib: int = DEFAULT_PAGE_CACHE_MIB) -> None:
+        super().__init__()
+        self.path = os.fspath(path)
+        self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
+                                     cached_statements=64)
+        self._nodes: GenerationalCache[int, Node] = GenerationalCache(node_cache_size)
+        self._values: GenerationalCache[bytes, tuple[bytes | None]] = GenerationalCache(
+            value_cache_size)
+        try:
+            self._configure(page_cache_mib)
+            self._load_state()
+        except BaseException:
+            self._conn.close()
+            raise
+
+    def _configure(self, page_cache_mib: int) -> None:
+        conn = self._conn
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if str(mode).lower() != "wal" and self.path != ":memory:":
+            raise StoreFormatError(f"{self.path}: cannot switch the database to WAL mode")
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute(f"PRAGMA cache_size = {-1024 * int(page_cache_mib)}")
+        conn.execute("PRAGMA temp_store = MEMORY")
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        tables = {row[0] for row in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if version == 0 and not tables:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in _SCHEMA:
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        elif version != SCHEMA_VERSION or not {"state", "changes", "nodes", "versions",
+                                               "meta"} <= tables:
+            raise StoreFormatError(f"{self.path} is not a citychain state database of format "
+                                   f"{SCHEMA_VERSION} (user_version {version})",
+                                   required=SCHEMA_VERSION, available=version)
+
+    # ------------------------------------------------------------------ primitives
+    def _load_node(self, node_id: int) -> Node:
+        node = self._nodes.young.get(node_id)
+        if node is None:
+            node = self._nodes.get(node_id)
+        if node is None:
+            node = self._read_node(node_id)
+            self._nodes.put(node_id, node)
+        return node
+
+    def _read_node(self, node_id: int) -> Node:
+        chunk, index = divmod(node_id, CHUNK_NODES)
+        with self._lock:
+            row = self._conn.execute(_NODE, (index * RECORD_SIZE + 1, RECORD_SIZE,
+                                              chunk)).fetchone()
+        if row is None or not row[0]:
+            raise StoreCorruptionError(f"tree node {node_id} is missing")
+        return decode_record(node_id, bytes(row[0]))
+
+    def _get_latest(self, key: bytes) -> bytes | None:
+        hit = self._values.get(key)
+        if hit is not None:
+            return hit[0]
+        row = self._conn.execute(_GET, (key,)).fetchone()
+        value = row[0] if row is not None else None
+        self._values.put(key, (value,))
+        return value
+
+    def _scan_latest(self, start: bytes, end: bytes | None,
+                     limit: int | None) -> list[tuple[bytes, bytes]]:
+        count = -1 if limit is None else limit
+        if end is None:
+            cursor = self._conn.execute(_SCAN, (start, count))
+        else:
+            cursor = self._conn.execute(_SCAN_TO, (start, end, count))
+        return cursor.fetchall()
+
+    def _count_latest(self) -> int:
+        count: int = self._conn.execute("SELECT COUNT(*) FROM state").fetchone()[0]
+        return count
+
+    def _get_change(self, height: int, key: bytes) -> tuple[bool, bytes | None]:
+        row = self._conn.execute("SELECT value FROM changes WHERE height = ? AND key = ?",
+                                 (height, key)).fetchone()
+        if row is None:
+            return False, None
+        return True, row[0]
+
+    def _changed_keys_after(self, height: int, start: bytes, end: bytes | None) -> list[bytes]:
+        if end is None:
+            cursor = self._conn.execute(
+                "SELECT DISTINCT key FROM changes WHERE height > ? AND key >= ? ORDER BY key",
+                (height, start))
+        else:
+            cursor = self._conn.execute(
+                "SELECT DISTINCT key FROM changes WHERE height > ? AND key >= ? AND key < ? "
+                "ORDER BY key", (height, start, end))
+        return [row[0] for row in cursor]
+
+    def _get_version(self, height: int) -> VersionRow | None:
+        row = self._conn.execute(_VERSION, (height,)).fetchone()
+        return _version(row) if row is not None else None
+
+    def _height_range(self) -> tuple[int, int] | None:
+        low, high = self._conn.execute("SELECT MIN(height), MAX(height) FROM versions").fetchone()
+        if low is None:
+            return None
+        return low, high
+
+    def _iter_versions(self) -> Iterator[VersionRow]:
+        after = -1
+        while True:
+            with self._lock:
+                rows = self._conn.execute(_VERSIONS_AFTER, (after,)).fetchall()
+            for row in rows:
+                yield _version(row)
+            if len(rows) < 1024:
+                return
+            after = rows[-1][0]
+
+    def _changes_at(self, height: int) -> list[tuple[bytes, bytes | None]]:
+        return self._conn.execute("SELECT key, value FROM changes WHERE height = ? ORDER BY key",
+                                  (height,)).fetchall()
+
+    def _meta_rows(self) -> list[tuple[int, str, bytes]]:
+        return self._conn.execute(
+            "SELECT height, name, value FROM meta ORDER BY height, name").fetchall()
+
+    def _persist(self, batch: CommitBatch) -> None:
+        conn = self._conn
+        row = batch.version
+        height = row.height
+        changes = batch.changes
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            sets = [change for change in changes if change[1] is not None]
+            if sets:
+                conn.executemany(_UPSERT, sets)
+            if len(sets) != len(changes):
+                conn.executemany("DELETE FROM state WHERE key = ?",
+                                 [(key,) for key, value in changes if value is None])
+            if changes:
+                conn.executemany("INSERT INTO changes (height, key, value) VALUES (?, ?, ?)",
+                                 [(height, key, value) for key, value in changes])
+            if batch.nodes:
+                conn.executemany("INSERT INTO nodes (chunk, data) VALUES (?, ?)",
+                                 encode_chunks(batch.nodes))
+            conn.execute(_INSERT_VERSION, (height, row.root, row.root_id, row.first_node,
+                                           row.node_count, row.meta_digest))
+            if batch.meta:
+                conn.executemany("INSERT INTO meta (height, name, value) VALUES (?, ?, ?)",
+                                 [(height, name, value) for name, value in batch.meta])
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    def _after_commit(self, batch: CommitBatch) -> None:
+        self._values.put_many({key: (value,) for key, value in batch.changes})
+        self._nodes.put_many({node[1]: node for node in batch.nodes})
+
+    def _audit_storage(self, problem: Callable[[str], None]) -> None:
+        conn = self._conn
+        for (result,) in conn.execute("PRAGMA quick_check").fetchall():
+            if result != "ok":
+                problem(f"sqlite integrity check: {result}")
+        expected: Iterator[tuple[int, int, int]] = self._expected_chunks()
+        want = next(expected, None)
+        after = -1
+        while True:
+            rows = conn.execute("SELECT chunk, length(data) FROM nodes WHERE chunk > ? "
+                                "ORDER BY chunk LIMIT 4096", (after,)).fetchall()
+            for chunk, length in rows:
+                while want is not None and want[0] < chunk:
+                    problem(f"node chunk {want[0]} of height {want[2]} is missing")
+                    want = next(expected, None)
+                if want is None or want[0] != chunk:
+                    problem(f"node chunk {chunk} belongs to no height")
+                    continue
+                if length != want[1]:
+                    problem(f"node chunk {chunk} of height {want[2]} holds {length} bytes, "
+                            f"expected {want[1]}")
+                want = next(expected, None)
+            if len(rows) < 4096:
+                break
+            after = rows[-1][0]
+        while want is not None:
+            problem(f"node chunk {want[0]} of height {want[2]} is missing")
+            want = next(expected, None)
+        if self.first_height:
+            stray = conn.execute("SELECT COUNT(*) FROM changes WHERE height < ? OR height > ?",
+                                 (self.first_height, self.latest_height)).fetchone()[0]
+        else:
+            stray = conn.execute("SELECT COUNT(*) FROM changes").fetchone()[0]
+        if stray:
+            problem(f"{stray} change rows are at heights the store does not hold")
+
+    def _expected_chunks(self) -> Iterator[tuple[int, int, int]]:
+        """Yield (chunk, byte length, height) for every node chunk the versions own."""
+        for row in self._iter_versions():
+            first = row.first_node // CHUNK_NODES
+            for offset in range(0, row.node_count, CHUNK_NODES):
+                count = min(CHUNK_NODES, row.node_count - offset)
+                yield first + offset // CHUNK_NODES, count * RECORD_SIZE, row.height
+
+    def _close_storage(self) -> None:
+        self._nodes.clear()
+        self._values.clear()
+        self._conn.close()
