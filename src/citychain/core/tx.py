@@ -97,7 +97,8 @@ def sign_tx(key: PrivateKey, body: TxBody) -> bytes:
     return codec.encode(value)
 
 
-def build_tx(key: PrivateKey, chain_id: str, sequence: int, *messages: Msg, memo: str = "") -> bytes:
+def build_tx(key: PrivateKey, chain_id: str, sequence: int, *messages: Msg,
+             memo: str = "") -> bytes:
     """Convenience: build, sign and encode a transaction from ``key``."""
     return sign_tx(key, TxBody(chain_id, key.address, sequence, tuple(messages), memo))
 
@@ -109,22 +110,24 @@ def decode_tx(raw: bytes, registry: MessageRegistry, max_bytes: int = MAX_TX_BYT
         TxTooLargeError, DecodeError, NonCanonicalError, InvalidTxError,
         UnknownMessageError, InvalidMessageError.
     """
-    if len(raw) > max_bytes:
-        raise TxTooLargeError(f"transaction is {len(raw)} bytes, the limit is {max_bytes}",
-                              field="tx", limit=max_bytes, size=len(raw))
+    size = len(raw)
+    if size > max_bytes:
+        raise TxTooLargeError(f"transaction is {size} bytes, the limit is {max_bytes}",
+                              field="tx", limit=max_bytes, size=size)
     value = codec.decode(raw)
-    if not isinstance(value, dict) or sorted(value) != ["body", "pubkey", "signature"]:
+    if type(value) is not dict or value.keys() != _TX_KEYS:
         raise InvalidTxError("transaction must be a map with exactly body, pubkey, signature",
                              field="tx")
-    body_value, pubkey, signature = value["body"], value["pubkey"], value["signature"]
+    pubkey = value["pubkey"]
     if type(pubkey) is not bytes or len(pubkey) != PUBKEY_SIZE:
         raise InvalidTxError(f"pubkey must be {PUBKEY_SIZE} bytes", field="pubkey")
+    signature = value["signature"]
     if type(signature) is not bytes or len(signature) != SIGNATURE_SIZE:
         raise InvalidTxError(f"signature must be {SIGNATURE_SIZE} bytes", field="signature")
-    body = _decode_body(body_value, registry)
+    body = _decode_body(value["body"], registry)
     # The canonical map puts "body" first and the two fixed-size fields last, so the body's
     # canonical encoding is the slice between them; no need to encode it again.
-    body_bytes = raw[_BODY_START:len(raw) - _TAIL_SIZE]
+    body_bytes = raw[_BODY_START:size - _TAIL_SIZE]
     return Tx(body, pubkey, signature, raw, tx_hash(raw),
               domain_bytes(TX_DOMAIN, body.chain_id, body_bytes))
 
@@ -132,44 +135,53 @@ def decode_tx(raw: bytes, registry: MessageRegistry, max_bytes: int = MAX_TX_BYT
 # a3 | 64 "body" ... | 66 "pubkey" 58 20 <32 bytes> | 69 "signature" 58 40 <64 bytes>
 _BODY_START = 1 + 1 + 4
 _TAIL_SIZE = (1 + 6 + 2 + PUBKEY_SIZE) + (1 + 9 + 2 + SIGNATURE_SIZE)
+_TX_KEYS = frozenset(["body", "pubkey", "signature"])
+_BODY_KEYS = frozenset(["chain_id", "memo", "messages", "sender", "sequence"])
+_MESSAGE_KEYS = frozenset(["type", "value"])
+_MAX_CHAIN_ID_BYTES = 64
 
 
 def _decode_body(value: Any, registry: MessageRegistry) -> TxBody:
-    expected = ["chain_id", "memo", "messages", "sender", "sequence"]
-    if not isinstance(value, dict) or sorted(value) != expected:
-        raise InvalidTxError(f"body must be a map with exactly {', '.join(expected)}",
+    if type(value) is not dict or value.keys() != _BODY_KEYS:
+        raise InvalidTxError(f"body must be a map with exactly {', '.join(sorted(_BODY_KEYS))}",
                              field="body")
-    chain_id, sender, sequence = value["chain_id"], value["sender"], value["sequence"]
-    memo, raw_messages = value["memo"], value["messages"]
-    if type(chain_id) is not str or not 1 <= len(chain_id) <= 64:
-        raise InvalidTxError("chain_id must be a string of 1 to 64 characters",
-                             field="body.chain_id")
+    chain_id = value["chain_id"]
+    # Bounded in bytes, not characters: the chain id is length-prefixed by one byte in the
+    # signed bytes (see crypto.domain_bytes), so it must never exceed 255 bytes.
+    if type(chain_id) is not str or not 1 <= len(chain_id.encode()) <= _MAX_CHAIN_ID_BYTES:
+        raise InvalidTxError(f"chain_id must be a string of 1 to {_MAX_CHAIN_ID_BYTES} bytes "
+                             "(UTF-8)", field="body.chain_id")
+    sender = value["sender"]
     if type(sender) is not str or not is_address(sender):
         raise InvalidTxError("sender must be an address (40 lowercase hex characters)",
                              field="body.sender")
+    sequence = value["sequence"]
     if type(sequence) is not int or not 0 <= sequence < 2**63:
         raise InvalidTxError("sequence must be a non-negative integer", field="body.sequence")
+    memo = value["memo"]
     if type(memo) is not str or len(memo) > MAX_MEMO:
         raise InvalidTxError(f"memo must be a string of at most {MAX_MEMO} characters",
                              field="body.memo")
+    raw_messages = value["messages"]
     if type(raw_messages) is not list or not 1 <= len(raw_messages) <= MAX_MESSAGES:
         raise InvalidTxError(f"messages must be a list of 1 to {MAX_MESSAGES} messages",
                              field="body.messages")
     messages = []
     for index, item in enumerate(raw_messages):
-        where = f"body.messages[{index}]"
-        if not isinstance(item, dict) or sorted(item) != ["type", "value"]:
+        if type(item) is not dict or item.keys() != _MESSAGE_KEYS:
             raise InvalidTxError("each message must be a map with exactly type and value",
-                                 field=where)
-        cls = registry.get(item["type"]) if type(item["type"]) is str else None
+                                 field=f"body.messages[{index}]")
+        type_name = item["type"]
+        cls = registry.get(type_name) if type(type_name) is str else None
         if cls is None:
-            raise UnknownMessageError(f"unknown message type {item['type']!r}",
-                                      field=f"{where}.type")
+            raise UnknownMessageError(f"unknown message type {type_name!r}",
+                                      field=f"body.messages[{index}].type")
         try:
             msg = cls.from_value(item["value"])
             msg.validate_basic()
         except ChainError as exc:
-            exc.field = f"{where}.value.{exc.field}" if exc.field else f"{where}.value"
+            where = f"body.messages[{index}].value"
+            exc.field = f"{where}.{exc.field}" if exc.field else where
             raise
         messages.append(msg)
     return TxBody(chain_id, sender, sequence, tuple(messages), memo)
