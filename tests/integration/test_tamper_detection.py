@@ -67,11 +67,11 @@ def flip_column(table: str, column: str, where: str, args: tuple[object, ...],
     """Flip the lowest bit of one byte (chosen by ``locate``) of one cell."""
 
     def change(connection: sqlite3.Connection) -> None:
-        rows = connection.execute(f"SELECT rowid, {column} FROM {table} WHERE {where}",  # noqa: S608
+        rows = connection.execute(f"SELECT rowid, {column} FROM {table} WHERE {where}",
                                   args).fetchall()
         assert rows, f"no {table} row where {where} {args}"
         rowid, blob = rows[0]
-        connection.execute(f"UPDATE {table} SET {column} = ? WHERE rowid = ?",  # noqa: S608
+        connection.execute(f"UPDATE {table} SET {column} = ? WHERE rowid = ?",
                            (flip(bytes(blob), locate(bytes(blob))), rowid))
     return change
 
