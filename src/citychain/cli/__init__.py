@@ -1,0 +1,1 @@
+"""The `citychain` command line: thin commands over citychain.client and citychain.node."""

@@ -1,0 +1,104 @@
+"""`citychain node start`: run the solo node and its RPC server until Ctrl-C or SIGTERM."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from dataclasses import replace
+from types import FrameType
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from citychain.cli.common import HomeOption, echo, resolve_home, stderr_console
+from citychain.cli.errors import CliError
+from citychain.consensus.solo.node import BlockStats, SoloNode
+from citychain.consensus.solo.rpc import RpcServer
+from citychain.node.assemble import open_solo
+
+app = typer.Typer(help="Run a node.", no_args_is_help=True)
+
+
+def replay_with_progress(node: SoloNode) -> int:
+    """Replay stored blocks the state has not committed yet, with a progress bar on stderr."""
+    behind = node.blocks.latest_height - node.app.last_height
+    if behind <= 0:
+        return 0
+    with Progress(TextColumn("replaying blocks"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=stderr_console(), transient=True) as progress:
+        task = progress.add_task("replay", total=behind)
+        replayed = node.handshake(lambda done, total: progress.update(task, completed=done,
+                                                                      total=total))
+    return replayed
+
+
+def block_line(stats: BlockStats) -> str:
+    """One line per block: height, txs, failed txs, app hash prefix."""
+    return (f"block {stats.height:>7}  txs {stats.tx_count:>5}  failed {stats.failed:>4}  "
+            f"app {stats.app_hash.hex()[:16]}")
+
+
+@app.command("start")
+def start(
+    home: HomeOption = None,
+    rpc_port: Annotated[int | None, typer.Option(
+        "--rpc-port", min=0, max=65535, show_default=False,
+        help="RPC port on the loopback address (default: [rpc] port in config.toml; "
+             "0 picks a free port).")] = None,
+    block_interval: Annotated[float | None, typer.Option(
+        "--block-interval", min=0.001, show_default=False,
+        help="Seconds between blocks (default: [solo] block_interval in config.toml).")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q",
+                                        help="Do not print a line per block.")] = False,
+) -> None:
+    """Start the solo node of a home: replay if needed, produce blocks, serve JSON-RPC.
+
+    Stops cleanly on Ctrl-C or SIGTERM: the block in progress is finished and committed,
+    then the stores are closed.
+    """
+    root = resolve_home(home)
+    root.require_initialised()
+    config = root.config()
+    if rpc_port is not None:
+        config = replace(config, rpc_port=rpc_port)
+    if block_interval is not None:
+        config = replace(config, block_interval=block_interval)
+    runtime = open_solo(root.root, config)
+    stop = threading.Event()
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    server: RpcServer | None = None
+    try:
+        replayed = replay_with_progress(runtime.node)
+        if not quiet:
+            runtime.node.on_block.append(lambda stats: echo(block_line(stats)))
+        runtime.node.start()
+        try:
+            server = RpcServer(runtime.node, config.rpc_host, config.rpc_port)
+        except OSError as exc:
+            raise CliError(f"cannot serve RPC on {config.rpc_host}:{config.rpc_port}: "
+                           f"{exc.strerror or exc}") from None
+        server.start()
+        for sig in previous:
+            signal.signal(sig, request_stop)
+        echo(f"chain {runtime.genesis.chain_id} at height {runtime.app.last_height}"
+             + (f" (replayed {replayed} blocks)" if replayed else ""))
+        echo(f"rpc: {server.url}")
+        echo("press Ctrl-C to stop")
+        while not stop.wait(0.25):
+            if runtime.node.last_error is not None:
+                raise CliError(f"block production stopped: {runtime.node.last_error}")
+        echo("stopping: finishing the block in progress")
+    finally:
+        if server is not None:
+            server.stop()
+        runtime.node.stop()
+        height = runtime.app.last_height
+        runtime.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    echo(f"stopped at height {height}")
