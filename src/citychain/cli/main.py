@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from citychain import __version__
-from citychain.cli import init_cmd, keys, node_cmd, verify_cmd
+from citychain.cli import init_cmd, keys, node_cmd, query, tx, verify_cmd
 from citychain.cli.errors import EXIT_CODES
 from citychain.cli.group import CityGroup
 
@@ -52,4 +52,6 @@ def root(
 app.add_typer(keys.app, name="keys")
 app.command("init")(init_cmd.init)
 app.add_typer(node_cmd.app, name="node")
+app.add_typer(tx.build_app(), name="tx")
+app.add_typer(query.build_app(), name="query")
 app.command("verify")(verify_cmd.verify)
