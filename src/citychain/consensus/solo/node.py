@@ -231,7 +231,7 @@ class SoloNode:
         """Execute, sign, store and commit one block from the mempool."""
         started = time.perf_counter()
         with self._lock:
-            candidates = []
+            candidates: list[bytes] = []
             total = 0
             for raw in self._mempool.values():
                 if len(candidates) >= self.max_block_txs or total + len(raw) > self.max_block_bytes:
