@@ -1,0 +1,42 @@
+# citychain: `make demo` runs a live city on a local chain, `make test` runs every gate.
+# Needs python3 (>= 3.11) and network access to PyPI; the venv is created on first use.
+# `make test` also needs Go (>= 1.22.11) for the CometBFT tests, which build it on first use.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.citychain-installed
+DURATION ?= 60
+EXTRAS ?= test,abci
+ARGS ?=
+
+.PHONY: demo test clean distclean venv
+
+demo: $(STAMP)
+	$(BIN)/citychain demo --duration $(DURATION) $(ARGS)
+
+test: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+	$(BIN)/pytest $(ARGS)
+
+venv: $(STAMP)
+
+# The venv itself; checks the interpreter first so a too-old python fails with one clear line.
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "citychain needs python >= 3.11, $(PYTHON) is " + sys.version.split()[0])'
+	@$(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); echo "error: '$(PYTHON) -m venv' failed; on Debian/Ubuntu install python3-venv" >&2; exit 1; }
+
+# Reinstall whenever pyproject.toml changes (the stamp is older than it).
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[$(EXTRAS)]'
+	@touch $(STAMP)
+
+clean:
+	rm -rf build dist .pytest_cache .mypy_cache .ruff_cache .hypothesis .import_linter_cache
+	rm -rf src/*.egg-info
+	find src tests bench -name __pycache__ -type d -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV)
