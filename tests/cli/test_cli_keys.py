@@ -38,6 +38,10 @@ def test_list_and_show_never_print_seeds(tmp_path: Path) -> None:
         seed = _seed(tmp_path, name)
         assert seed not in listed.output
         assert seed not in shown.output
+    did = cli("keys", "show", "bob", "--home", tmp_path, "--did").stdout.strip()
+    assert did == info["did"]
+    assert cli("keys", "show", "bob", "--home", tmp_path, "--address").stdout.strip() == \
+        info["address"]
     as_json = json.loads(cli("keys", "list", "--home", tmp_path, "--json").stdout)
     assert [item["name"] for item in as_json] == ["alice", "bob"]
 

@@ -95,3 +95,23 @@ def test_verify_a_fresh_home(city_home: City) -> None:
     result = cli("verify", "--home", city_home.home)
     assert result.exit_code == 0, result.stderr
     assert result.stdout.startswith("nothing to verify yet")
+
+
+def _leaf_commands(command: object, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    children = getattr(command, "commands", None)
+    if not children:
+        return [path]
+    return [leaf for name, child in sorted(children.items())
+            for leaf in _leaf_commands(child, (*path, name))]
+
+
+def test_docs_list_every_command() -> None:
+    import typer.main
+
+    from citychain.cli.main import app
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "cli.md").read_text()
+    leaves = _leaf_commands(typer.main.get_command(app))
+    assert len(leaves) > 25
+    for path in leaves:
+        assert f"── {path[-1]}" in doc, path

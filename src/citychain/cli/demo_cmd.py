@@ -39,15 +39,18 @@ def view(run: DemoRun, stats: DemoStats, remaining: float | None) -> Panel:
     table.add_row("failures", f"{stats.rejected:,} refused by check_tx, "
                               f"{stats.failed_in_blocks:,} failed in blocks")
     table.add_row("mempool", f"{run.node.mempool_count:,} pending")
-    table.add_row("app hash", stats.app_hash.hex())
+    table.add_row("app hash", stats.app_hash.hex()[:32] + ("…" if stats.app_hash else ""))
     table.add_row("phase", stats.phase)
     if stats.last_rejection:
         table.add_row("last refusal", Text(stats.last_rejection, style="yellow"))
     citizen = run.city.citizens[0] if run.city.citizens else None
     hint = Text("")
     if citizen is not None:
-        hint = Text(f"\nIn another terminal:\n  citychain query balance {citizen.did} ucity "
-                    f"--node {run.rpc_url} --home {run.root} --prove", style="dim")
+        hint = Text("\n".join((
+            "", "In another terminal:",
+            "  citychain query balance \\",
+            f"    {citizen.did} ucity --prove \\",
+            f"    --node {run.rpc_url} --home {run.root}")), style="dim", no_wrap=True)
     footer = "Ctrl-C to stop" + (f" ({remaining:.0f} s left)" if remaining is not None else "")
     return Panel(Group(table, hint), title=f"citychain demo: {len(run.city.citizens)} citizens",
                  subtitle=footer)

@@ -61,6 +61,13 @@ def list_keys(home: HomeOption = None,
 
 @app.command("show")
 def show(name: NameArgument, home: HomeOption = None,
-         as_json: JsonOption = False) -> None:
+         as_json: JsonOption = False,
+         did: Annotated[bool, typer.Option("--did", help="Print only the DID.")] = False,
+         address: Annotated[bool, typer.Option("--address",
+                                               help="Print only the address.")] = False) -> None:
     """Show a key's address, DID and public key (never its seed)."""
-    _show(keyring_of(home).info(name), as_json)
+    info = keyring_of(home).info(name)
+    if did or address:
+        echo(info.did if did else info.address)
+        return
+    _show(info, as_json)
