@@ -53,7 +53,7 @@ def decode(data: bytes) -> Any:
             of order, a duplicate map key).
     """
     if type(data) is not bytes:
-        if not isinstance(data, (bytearray, memoryview)):
+        if not isinstance(data, (bytes, bytearray, memoryview)):
             raise DecodeError(f"expected bytes, got {type(data).__name__}")
         data = bytes(data)
     try:

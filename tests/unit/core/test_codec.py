@@ -91,9 +91,15 @@ def test_tuples_encode_as_lists() -> None:
     assert codec.decode(codec.encode((1, 2))) == [1, 2]
 
 
+class Wire(bytes):
+    """A bytes subclass, as some transports hand out."""
+
+
 def test_bytes_like_input_is_accepted() -> None:
     raw = codec.encode({"a": [1, b"\x00"]})
-    assert codec.decode(bytearray(raw)) == codec.decode(memoryview(raw)) == {"a": [1, b"\x00"]}
+    for data in (bytearray(raw), memoryview(raw), Wire(raw)):
+        assert codec.decode(data) == {"a": [1, b"\x00"]}
+        assert type(codec.decode(data)["a"][1]) is bytes
 
 
 @pytest.mark.parametrize("value", [MAX_INT, MIN_INT, 0, -1, 2**63, -(2**63)])
