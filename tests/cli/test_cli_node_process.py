@@ -81,3 +81,19 @@ def test_node_start_refuses_a_taken_port(tmp_path: Path) -> None:
     assert result.returncode == 1
     lines = result.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: cannot serve RPC"), result.stderr
+
+
+def test_node_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    assert run_cli("init", "--home", home).returncode == 0
+    node = subprocess.Popen(cli_command("node", "start", "--home", home, "--rpc-port",
+                                        free_port()),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=cli_env())
+    try:
+        _wait_for_line(node, r"^rpc: http://", 30)
+    finally:
+        node.send_signal(signal.SIGTERM)
+        out, err = node.communicate(timeout=30)
+    assert node.returncode == 0, err
+    assert "stopped at height 0" in out

@@ -30,7 +30,8 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable
 
 
 def stderr_console() -> Console:
-    """A console on stderr for progress bars and status (stdout stays parseable)."""
+    """A console on stderr for progress bars (stdout stays parseable). Progress is shown only
+    when stderr is a terminal, so redirected stderr holds nothing but errors."""
     return Console(stderr=True, soft_wrap=True)
 
 

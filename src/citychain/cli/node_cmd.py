@@ -25,8 +25,10 @@ def replay_with_progress(node: SoloNode) -> int:
     behind = node.blocks.latest_height - node.app.last_height
     if behind <= 0:
         return 0
+    console = stderr_console()
     with Progress(TextColumn("replaying blocks"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=stderr_console(), transient=True) as progress:
+                  TimeElapsedColumn(), console=console, transient=True,
+                  disable=not console.is_terminal) as progress:
         task = progress.add_task("replay", total=behind)
         replayed = node.handshake(lambda done, total: progress.update(task, completed=done,
                                                                       total=total))

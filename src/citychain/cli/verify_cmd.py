@@ -24,8 +24,10 @@ STAGES = {"blocks": "re-executing blocks", "state": "checking the state database
 def audit_with_progress(root: Path) -> tuple[AuditReport, float]:
     """Run verify_chain with a progress bar per stage on stderr; return the report and seconds."""
     started = time.perf_counter()
+    console = stderr_console()
     with Progress(TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=stderr_console()) as progress:
+                  TimeElapsedColumn(), console=console,
+                  disable=not console.is_terminal) as progress:
         tasks: dict[str, TaskID] = {}
 
         def update(stage: str, done: int, total: int) -> None:
