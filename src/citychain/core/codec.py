@@ -269,9 +269,10 @@ def _misordered_key(data: bytes, key: str, duplicate: bool, pos: int,
                     end: int) -> NonCanonicalError:
     if end > len(data):
         raise IndexError  # the key was cut short, which is what put it out of order
+    shown = repr(key) if len(key) <= 40 else repr(key[:40]) + "..."  # keys may be 64 KiB
     if duplicate:
-        return NonCanonicalError(f"duplicate map key {key!r} at byte {pos}", offset=pos)
-    return NonCanonicalError(f"map key {key!r} at byte {pos} is out of canonical order "
+        return NonCanonicalError(f"duplicate map key {shown} at byte {pos}", offset=pos)
+    return NonCanonicalError(f"map key {shown} at byte {pos} is out of canonical order "
                              "(shorter keys first, then bytewise)", offset=pos)
 
 

@@ -246,6 +246,13 @@ def test_refusal_reports_the_byte_offset() -> None:
     assert error.to_dict()["details"] == {"offset": 6}
 
 
+def test_long_keys_are_cut_short_in_messages() -> None:
+    key = "k" * 1000
+    error = refused("a2" + codec.encode(key).hex() + "01" + codec.encode(key).hex() + "02")
+    assert type(error) is NonCanonicalError
+    assert error.message == f"duplicate map key {'k' * 40!r}... at byte 1005"
+
+
 def test_deepest_allowed_nesting_decodes() -> None:
     nested: Any = 0
     for _ in range(MAX_DEPTH):
