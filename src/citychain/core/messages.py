@@ -103,7 +103,8 @@ def _spec(cls: type) -> _Spec:
 def _raise_field_mismatch(type_name: str, spec: _Spec, value: dict[Any, Any]) -> None:
     for key in sorted(value, key=str):
         if key not in spec.names:
-            raise InvalidMessageError(f"{type_name}: unknown field {key!r}", field=str(key))
+            shown = str(key) if len(str(key)) <= 64 else str(key)[:64] + "..."
+            raise InvalidMessageError(f"{type_name}: unknown field {shown!r}", field=shown)
     for name in spec.order:
         if name not in value:
             raise InvalidMessageError(f"{type_name}: missing field {name!r}", field=name)

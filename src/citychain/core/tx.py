@@ -174,7 +174,10 @@ def _decode_body(value: Any, registry: MessageRegistry) -> TxBody:
         type_name = item["type"]
         cls = registry.get(type_name) if type(type_name) is str else None
         if cls is None:
-            raise UnknownMessageError(f"unknown message type {type_name!r}",
+            shown = repr(type_name)
+            if len(shown) > 100:  # an attacker's type name could be 64 KiB
+                shown = shown[:100] + "..."
+            raise UnknownMessageError(f"unknown message type {shown}",
                                       field=f"body.messages[{index}].type")
         try:
             msg = cls.from_value(item["value"])

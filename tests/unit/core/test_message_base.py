@@ -123,6 +123,13 @@ def test_invalid_unknown_field_reported_before_missing_ones() -> None:
     assert info.value.field == "zone"
 
 
+def test_invalid_unknown_field_name_is_cut_short() -> None:
+    with pytest.raises(InvalidMessageError) as info:
+        MsgRecordReading.from_value({**READING_VALUE, "f" * 1000: 1})
+    assert info.value.field == "f" * 64 + "..."
+    assert len(info.value.message) < 200
+
+
 def test_invalid_unknown_fields_reported_in_sorted_order() -> None:
     with pytest.raises(InvalidMessageError, match="unknown field 'a'"):
         MsgRecordReading.from_value({**READING_VALUE, "z": 1, "a": 2})

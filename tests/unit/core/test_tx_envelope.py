@@ -259,6 +259,12 @@ def test_invalid_unknown_message_type(type_name: Any, shown: str) -> None:
     assert error.message == f"unknown message type {shown}"
 
 
+def test_invalid_unknown_message_type_is_cut_short_in_the_message() -> None:
+    error = refused(envelope(messages=[{"type": "x" * 5000, "value": {}}]))
+    assert type(error) is UnknownMessageError
+    assert error.message == "unknown message type '" + "x" * 99 + "..."
+
+
 def test_invalid_unknown_message_type_in_second_position() -> None:
     error = refused(envelope(messages=[{"type": MsgSend.TYPE, "value": SEND.to_value()},
                                        {"type": "citychain.test.v1.MsgNope", "value": {}}]))
