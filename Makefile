@@ -15,11 +15,15 @@ ARGS ?=
 demo: $(STAMP)
 	$(BIN)/citychain demo --duration $(DURATION) $(ARGS)
 
+# Every gate runs even when an earlier one fails, so one run reports everything; the target
+# fails if any gate did.
 test: $(STAMP)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/mypy
-	$(BIN)/lint-imports
-	$(BIN)/pytest $(ARGS)
+	@failed=""; \
+	echo "== ruff"; $(BIN)/ruff check src tests bench || failed="$$failed ruff"; \
+	echo "== mypy"; $(BIN)/mypy || failed="$$failed mypy"; \
+	echo "== lint-imports"; $(BIN)/lint-imports || failed="$$failed lint-imports"; \
+	echo "== pytest"; $(BIN)/pytest $(ARGS) || failed="$$failed pytest"; \
+	if [ -n "$$failed" ]; then echo "make test: failed:$$failed" >&2; exit 1; fi
 
 venv: $(STAMP)
 
