@@ -30,7 +30,7 @@ fi
 
 # The module version a Go binary was built from, read from its embedded build info.
 built_version() {
-    go version -m "$1" 2>/dev/null | awk -v m="$MODULE" '$1 == "mod" && $2 == m {print $3}'
+    { go version -m "$1" 2>/dev/null || true; } | awk -v m="$MODULE" '$1 == "mod" && $2 == m {print $3}'
 }
 
 for entry in "${TOOLS[@]}"; do
@@ -44,6 +44,7 @@ for entry in "${TOOLS[@]}"; do
             continue
         fi
         say "$name in $BIN is ${have:-of unknown version}; rebuilding at $VERSION"
+        rm -f "$target"  # go install refuses to overwrite a file it did not build
     else
         say "building $name $VERSION into $BIN ($(go version | awk '{print $3}'), this takes a few minutes)"
     fi
