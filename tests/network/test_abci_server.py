@@ -205,6 +205,8 @@ class FakeApp:
         self.calls.append(f"check_tx:{raw.decode()}:{recheck}")
         if raw.startswith(b"bad"):
             return TxResult.from_error(SequenceStaleError("sequence 0 was already used"))
+        if raw == b"plain":
+            return TxResult()
         return TxResult(data=raw[::-1], events=(Event.of("tx_checked", tx=raw.decode()),))
 
     def prepare_proposal(self, txs: Sequence[bytes], max_tx_bytes: int) -> list[bytes]:
@@ -353,6 +355,8 @@ def test_check_tx_maps_codes_and_events(fake_server: tuple[ServerThread, FakeApp
     assert (good.code, good.codespace, good.data) == (0, "", b"1xt")
     assert [(e.type, [(a.key, a.value, a.index) for a in e.attributes]) for e in good.events] == [
         ("tx_checked", [("tx", "tx1", True)])]
+    plain = client.call(check_tx(b"plain"))  # all fields default: still a CheckTx answer
+    assert kind(plain) == "check_tx" and plain.check_tx.code == 0
     bad = client.call(check_tx(b"bad1")).check_tx
     assert (bad.code, bad.codespace) == (SequenceStaleError.code, SequenceStaleError.codespace)
     assert bad.log == "sequence 0 was already used"

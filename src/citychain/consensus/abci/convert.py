@@ -19,7 +19,7 @@ from citychain.app.types import (
     ValidatorUpdate,
 )
 from citychain.consensus.abci.codes import abci_code
-from citychain.consensus.abci.protos import abci, crypto_keys, crypto_proof
+from citychain.consensus.abci.protos import crypto_keys
 from citychain.core import codec
 from citychain.core.errors import InvalidGenesisError
 from citychain.core.events import Event
@@ -46,9 +46,10 @@ def validator_from_pb(update: Any) -> ValidatorUpdate:
     return ValidatorUpdate(pubkey=bytes(update.pub_key.ed25519), power=int(update.power))
 
 
-def validators_to_pb(updates: Iterable[ValidatorUpdate]) -> list[Any]:
-    return [abci.ValidatorUpdate(pub_key=crypto_keys.PublicKey(ed25519=update.pubkey),
-                                 power=update.power) for update in updates]
+def add_validators(target: Any, updates: Iterable[ValidatorUpdate]) -> None:
+    """Append our validator updates to a repeated ``ValidatorUpdate`` field."""
+    for update in updates:
+        target.add(pub_key=crypto_keys.PublicKey(ed25519=update.pubkey), power=update.power)
 
 
 def init_chain_from_pb(request: Any) -> RequestInitChain:
@@ -86,26 +87,26 @@ def finalize_block_from_pb(request: Any) -> RequestFinalizeBlock:
     )
 
 
-def events_to_pb(events: Iterable[Event]) -> list[Any]:
-    """Our events as ABCI events; every attribute is indexed so ``tx_search`` can find it."""
-    return [abci.Event(type=event.type,
-                       attributes=[abci.EventAttribute(key=key, value=value, index=True)
-                                   for key, value in event.attributes])
-            for event in events]
+def add_events(target: Any, events: Iterable[Event]) -> None:
+    """Append our events to a repeated ``Event`` field; every attribute is indexed, so
+    ``tx_search`` can find it. (Filling messages in place is about twice as fast as building
+    and copying them, which matters on the CheckTx path.)"""
+    for event in events:
+        added = target.add(type=event.type)
+        for key, value in event.attributes:
+            added.attributes.add(key=key, value=value, index=True)
 
 
-def _result_fields(result: TxResult) -> dict[str, Any]:
+def fill_tx_result(target: Any, result: TxResult) -> None:
+    """Fill a ``ResponseCheckTx`` or ``ExecTxResult`` (same fields) from our result."""
     code, codespace = abci_code(result.codespace, result.code)
-    return {"code": code, "codespace": codespace, "log": result.log, "info": result.info,
-            "data": result.data, "events": events_to_pb(result.events)}
-
-
-def check_tx_to_pb(result: TxResult) -> Any:
-    return abci.ResponseCheckTx(**_result_fields(result))
-
-
-def exec_tx_result_to_pb(result: TxResult) -> Any:
-    return abci.ExecTxResult(**_result_fields(result))
+    target.SetInParent()  # an all-default answer must still be present in its oneof
+    target.code = code
+    target.codespace = codespace
+    target.log = result.log
+    target.info = result.info
+    target.data = result.data
+    add_events(target.events, result.events)
 
 
 def encode_reads(reads: Sequence[ProvenRead]) -> bytes:
@@ -117,13 +118,17 @@ def encode_reads(reads: Sequence[ProvenRead]) -> bytes:
                          for read in reads])
 
 
-def query_to_pb(response: ResponseQuery, *, prove: bool) -> Any:
-    """Our query answer as ``ResponseQuery``; with ``prove``, the reads go in one ProofOp."""
+def fill_query(target: Any, response: ResponseQuery, *, prove: bool) -> None:
+    """Fill ``ResponseQuery`` from our answer; with ``prove``, the reads go in one ProofOp."""
     code, codespace = abci_code(response.codespace, response.code)
-    answer = abci.ResponseQuery(code=code, codespace=codespace, log=response.log,
-                                info=response.info, key=response.key, value=response.value,
-                                height=response.height)
+    target.SetInParent()
+    target.code = code
+    target.codespace = codespace
+    target.log = response.log
+    target.info = response.info
+    target.key = response.key
+    target.value = response.value
+    target.height = response.height
     if prove and response.ok:
-        answer.proof_ops.ops.append(crypto_proof.ProofOp(
-            type=READS_PROOF_TYPE, key=response.key, data=encode_reads(response.reads)))
-    return answer
+        target.proof_ops.ops.add(type=READS_PROOF_TYPE, key=response.key,
+                                 data=encode_reads(response.reads))

@@ -147,7 +147,9 @@ class RequestHandler:
             internal = _redacted_internal()
             answer = ResponseQuery(code=internal.code, codespace=internal.codespace,
                                    log=internal.log)
-        return abci.Response(query=convert.query_to_pb(answer, prove=bool(request.prove)))
+        response = abci.Response()
+        convert.fill_query(response.query, answer, prove=bool(request.prove))
+        return response
 
     # ------------------------------------------------------------ mempool
     def check_tx(self, request: Any) -> Any:
@@ -157,7 +159,9 @@ class RequestHandler:
         except Exception:  # the check state is a branch: refusing the tx is always safe
             log.exception("unexpected error in check_tx")
             result = _redacted_internal()
-        return abci.Response(check_tx=convert.check_tx_to_pb(result))
+        response = abci.Response()
+        convert.fill_tx_result(response.check_tx, result)
+        return response
 
     # ------------------------------------------------------------ consensus
     def init_chain(self, request: Any) -> Any:
@@ -166,8 +170,9 @@ class RequestHandler:
         log.info("InitChain: chain %s from height %d with %d validators; genesis app hash %s",
                  ours.chain_id, ours.initial_height, len(ours.validators),
                  answer.app_hash.hex())
-        return abci.Response(init_chain=abci.ResponseInitChain(
-            validators=convert.validators_to_pb(answer.validators), app_hash=answer.app_hash))
+        response = abci.Response(init_chain=abci.ResponseInitChain(app_hash=answer.app_hash))
+        convert.add_validators(response.init_chain.validators, answer.validators)
+        return response
 
     def prepare_proposal(self, request: Any) -> Any:
         txs = self._fatal_on_error("PrepareProposal", lambda: self.app.prepare_proposal(
@@ -198,11 +203,14 @@ class RequestHandler:
         done = self._fatal_on_error("FinalizeBlock", lambda: self.app.finalize_block(ours))
         log.debug("FinalizeBlock: height %d, %d txs, app hash %s", ours.height,
                   len(ours.txs), done.app_hash.hex())
-        return abci.Response(finalize_block=abci.ResponseFinalizeBlock(
-            events=convert.events_to_pb(done.events),
-            tx_results=[convert.exec_tx_result_to_pb(result) for result in done.tx_results],
-            validator_updates=convert.validators_to_pb(done.validator_updates),
+        response = abci.Response(finalize_block=abci.ResponseFinalizeBlock(
             app_hash=done.app_hash))
+        finalized = response.finalize_block
+        convert.add_events(finalized.events, done.events)
+        for result in done.tx_results:
+            convert.fill_tx_result(finalized.tx_results.add(), result)
+        convert.add_validators(finalized.validator_updates, done.validator_updates)
+        return response
 
     def commit(self, _request: Any) -> Any:
         done = self._fatal_on_error("Commit", self.app.commit)
