@@ -69,7 +69,7 @@ class Genesis:
         if not isinstance(value, dict):
             raise InvalidGenesisError("genesis must be a JSON object")
         chain_id = _field(value, "chain_id", str)
-        if not _CHAIN_ID_RE.match(chain_id):
+        if not _CHAIN_ID_RE.fullmatch(chain_id):
             raise InvalidGenesisError("chain_id must be 1-63 characters of a-z, 0-9, '.', '_', "
                                       "'-', starting with a letter or digit", field="chain_id")
         time_ns = _field(value, "genesis_time_ns", int)

@@ -14,7 +14,7 @@ def sha256(data: bytes) -> bytes:
 
 
 def tagged_hash(tag: bytes, *parts: bytes) -> bytes:
-    """Hash ``parts`` under a one-byte or longer domain ``tag`` (no length prefixes; callers fix sizes)."""
+    """Hash ``parts`` under a domain ``tag`` (no length prefixes: callers fix the sizes)."""
     digest = hashlib.sha256(tag)
     for part in parts:
         digest.update(part)

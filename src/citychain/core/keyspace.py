@@ -1,7 +1,8 @@
-"""Order-preserving store keys: module prefix, sub-prefix, big-endian integers, length-prefixed fields.
+"""Order-preserving store keys: prefixes, big-endian integers, length-prefixed fields.
 
-Byte order of keys built here equals the logical order of their parts, so range scans are
-deterministic and meaningful. Each module documents its layout in docs/spec/<module>.md.
+Byte order of keys built here is deterministic: integers sort numerically, length-prefixed text
+sorts shorter-first then bytewise (not alphabetically), so range scans are deterministic.
+Each module documents its layout in docs/spec/<module>.md.
 """
 
 from __future__ import annotations

@@ -51,7 +51,7 @@ class Keyring:
         self.directory = directory
 
     def _path(self, name: str) -> Path:
-        if not _NAME_RE.match(name):
+        if not _NAME_RE.fullmatch(name):
             raise KeyringError(f"key name {name!r} must be 1-64 letters, digits, '.', '_', '-'")
         return self.directory / f"{name}.json"
 
