@@ -105,6 +105,13 @@ class Load:
             thread.start()
             self.threads.append(thread)
 
+    def wait_for(self, committed: int, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while len(self.committed) < committed:
+            assert time.monotonic() < deadline, f"only {len(self.committed)} txs committed"
+            assert not self.errors, self.errors
+            time.sleep(0.01)
+
     def join(self) -> None:
         self.stop.set()
         for thread in self.threads:
@@ -182,11 +189,12 @@ def test_sigkill_under_load_loses_no_committed_tx(node_home: tuple[Path, Cast, s
     root, cast, chain_id = node_home
     rng = random.Random()
     all_committed: dict[str, Committed] = {}
-    for cycle, delay in enumerate((rng.uniform(0.4, 0.9), rng.uniform(0.9, 1.6),
-                                   rng.uniform(1.6, 2.5))):
+    for cycle, delay in enumerate((rng.uniform(0.0, 0.5), rng.uniform(0.5, 1.0),
+                                   rng.uniform(1.0, 2.0))):
         node = NodeProcess(root)
         load = Load(node.url, chain_id, list(cast.citizens[:SENDERS]), list(cast.citizens))
         load.start()
+        load.wait_for(committed=SENDERS, timeout=60)  # under load, however slow the machine
         time.sleep(delay)
         node.kill9()
         load.join()
