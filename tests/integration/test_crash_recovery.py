@@ -273,3 +273,28 @@ def test_crash_between_block_save_and_state_commit_replays(
     finally:
         store.close()
     assert assert_audit_ok(root) == crash_height
+
+
+def test_crash_after_saving_the_first_block_replays_genesis(
+        node_home: tuple[Path, Cast, str]) -> None:
+    """The first block also commits the genesis state: a crash before that commit leaves an
+    empty state next to block 1, and the restart runs init_chain again before replaying it."""
+    root, cast, chain_id = node_home
+    node = NodeProcess(root, crash_after_save=1)
+    assert node.start_height == 0
+    with NodeClient(node.url) as client:
+        raw = transfer(cast.citizens[0], chain_id, 0, cast.citizens[1], 5)
+        assert client.broadcast(raw, commit=False)["code"] == 0
+    assert node.wait_exit(60) == -signal.SIGKILL, node.log()
+    assert heights(root) == (1, 0)
+
+    restarted = NodeProcess(root)
+    try:
+        assert restarted.start_height == 1
+        with NodeClient(restarted.url) as client:
+            found = client.tx(tx_hash(raw).hex())
+            assert int(found["height"]) == 1 and found["tx_result"]["code"] == 0
+            assert account_sequence(client, cast.citizens[0]) == 1
+    finally:
+        restarted.stop()
+    assert assert_audit_ok(root) == 1
