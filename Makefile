@@ -19,6 +19,7 @@ demo: $(STAMP)
 # fails if any gate did.
 test: $(STAMP)
 	@failed=""; \
+	echo "== cometbft + protos"; { bash scripts/install_cometbft.sh && $(BIN)/python scripts/gen_abci_protos.py; } || failed="$$failed cometbft"; \
 	echo "== ruff"; $(BIN)/ruff check src tests bench || failed="$$failed ruff"; \
 	echo "== mypy"; $(BIN)/mypy || failed="$$failed mypy"; \
 	echo "== lint-imports"; $(BIN)/lint-imports || failed="$$failed lint-imports"; \
@@ -39,8 +40,8 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 clean:
 	rm -rf build dist .pytest_cache .mypy_cache .ruff_cache .hypothesis .import_linter_cache
-	rm -rf src/*.egg-info
+	rm -rf src/*.egg-info src/citychain/consensus/abci/_gen
 	find src tests bench -name __pycache__ -type d -prune -exec rm -rf {} +
 
 distclean: clean
-	rm -rf $(VENV)
+	rm -rf $(VENV) .bin
