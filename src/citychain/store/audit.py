@@ -286,7 +286,12 @@ class _HeightCheck:
     def compare_writes(self) -> None:
         height = self.row.height
         seen: set[bytes] = set()
-        for key, value in self.auditor.store._changes_at(height):
+        try:
+            writes = self.auditor.store._changes_at(height)
+        except StoreCorruptionError as exc:
+            self.auditor.problem(f"{exc}")
+            return
+        for key, value in writes:
             keyhash = _sha256(key).digest()
             seen.add(keyhash)
             entry = self.changed.get(keyhash)

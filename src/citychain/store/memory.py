@@ -36,6 +36,9 @@ class MemoryStore(VersionedStoreBase):
 
     _read_node = _load_node
 
+    def _node_lookup(self) -> Callable[[int], Node | None]:
+        return self._nodes.get
+
     def _get_latest(self, key: bytes) -> bytes | None:
         return self._state.get(key)
 

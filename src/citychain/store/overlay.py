@@ -158,11 +158,13 @@ class WorkingState:
     store's historical path); it can only be committed while its base is the latest version.
     """
 
-    __slots__ = ("_base", "_base_get", "_computed", "_keys", "_load", "_new_keys", "_writes",
+    __slots__ = ("_base", "_base_get", "_computed", "_fast", "_keys", "_load", "_new_keys",
+                 "_writes",
                  "base_height", "base_root", "base_root_id", "first_node_id", "owner")
 
     def __init__(self, owner: object, base: BaseView, base_height: int, base_root: bytes,
-                 base_root_id: int, first_node_id: int, load: NodeLoader) -> None:
+                 base_root_id: int, first_node_id: int, load: NodeLoader,
+                 fast: Callable[[int], Node | None] | None = None) -> None:
         self.owner = owner
         self._base = base
         self._base_get: Callable[[bytes], bytes | None] = base.get
@@ -171,6 +173,7 @@ class WorkingState:
         self.base_root_id = base_root_id
         self.first_node_id = first_node_id
         self._load = load
+        self._fast = fast
         self._writes: dict[bytes, bytes | None] = {}
         self._keys: list[bytes] = []  # sorted keys of _writes, minus _new_keys
         self._new_keys: list[bytes] = []
@@ -263,7 +266,7 @@ class WorkingState:
         values = [writes[key] for key in keys]
         paths = [int.from_bytes(keyhash, "big") for keyhash in keyhashes]
         valuehashes = [None if value is None else _sha256(value).digest() for value in values]
-        update = TreeUpdate(self._load, self.first_node_id)
+        update = TreeUpdate(self._load, self.first_node_id, self._fast)
         base = self._load(self.base_root_id) if self.base_root_id else None
         root = update.apply(base, paths, keyhashes, valuehashes)
         return ComputedRoot(root[0] if root is not None else EMPTY_ROOT, root, update, keys,

@@ -3,7 +3,8 @@
 Tables (see docs/adr/0002-authenticated-state.md)::
 
     state    (key PRIMARY KEY, value)                   latest key/values (index range scans)
-    changes  (height, key, value NULL=deleted)          the effective writes of every height
+    changes  (height, first_key, data)                  the effective writes of every height,
+                                                        packed ~3.5 KiB per row in key order
     nodes    (chunk PRIMARY KEY, data)                  32 fixed-size tree node records per row
     versions (height PRIMARY KEY, root, root_id, first_node, node_count, meta_digest)
     meta     (height, name, value)                      metadata history (values as they change)
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import struct
 from collections.abc import Callable, Iterator
 
 from citychain.store.cache import GenerationalCache
@@ -29,8 +31,8 @@ SCHEMA_VERSION = 1
 
 _SCHEMA = (
     "CREATE TABLE state (key BLOB PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID",
-    "CREATE TABLE changes (height INTEGER NOT NULL, key BLOB NOT NULL, value BLOB, "
-    "PRIMARY KEY (height, key)) WITHOUT ROWID",
+    "CREATE TABLE changes (height INTEGER NOT NULL, first_key BLOB NOT NULL, "
+    "data BLOB NOT NULL, PRIMARY KEY (height, first_key))",
     "CREATE TABLE nodes (chunk INTEGER PRIMARY KEY, data BLOB NOT NULL)",
     "CREATE TABLE versions (height INTEGER PRIMARY KEY, root BLOB NOT NULL, "
     "root_id INTEGER NOT NULL, first_node INTEGER NOT NULL, node_count INTEGER NOT NULL, "
@@ -55,6 +57,72 @@ _INSERT_VERSION = ("INSERT INTO versions (height, root, root_id, first_node, nod
 DEFAULT_NODE_CACHE = 400_000  # nodes (~300 bytes each in memory)
 DEFAULT_VALUE_CACHE = 100_000  # latest values
 DEFAULT_PAGE_CACHE_MIB = 64
+
+
+_ENTRY = struct.Struct(">HI")  # key length, value length (DELETED: the key was deleted)
+_DELETED = 0xFFFFFFFF
+CHANGE_ROW_BYTES = 3500
+
+
+def encode_changes(changes: list[tuple[bytes, bytes | None]]) -> list[tuple[bytes, bytes]]:
+    """Pack sorted (key, value or None) writes into (first key, data) rows of ~3.5 KiB."""
+    rows: list[tuple[bytes, bytes]] = []
+    parts: list[bytes] = []
+    size = 0
+    first = b""
+    pack = _ENTRY.pack
+    for key, value in changes:
+        if value is None:
+            entry = pack(len(key), _DELETED) + key
+        else:
+            entry = pack(len(key), len(value)) + key + value
+        if parts and size + len(entry) > CHANGE_ROW_BYTES:
+            rows.append((first, b"".join(parts)))
+            parts = []
+            size = 0
+        if not parts:
+            first = key
+        parts.append(entry)
+        size += len(entry)
+    if parts:
+        rows.append((first, b"".join(parts)))
+    return rows
+
+
+def decode_changes(height: int, first_key: bytes,
+                   data: bytes) -> list[tuple[bytes, bytes | None]]:
+    """Unpack one row of :func:`encode_changes`.
+
+    Raises:
+        StoreCorruptionError: the row is truncated, out of order, or its first key is wrong.
+    """
+    out: list[tuple[bytes, bytes | None]] = []
+    offset = 0
+    size = len(data)
+    unpack = _ENTRY.unpack_from
+    previous: bytes | None = None
+    while offset < size:
+        if offset + _ENTRY.size > size:
+            raise StoreCorruptionError(f"change row (height {height}, first key "
+                                       f"{first_key.hex()[:40]}) is truncated")
+        key_size, value_size = unpack(data, offset)
+        offset += _ENTRY.size
+        key = data[offset:offset + key_size]
+        offset += key_size
+        value: bytes | None = None
+        if value_size != _DELETED:
+            value = data[offset:offset + value_size]
+            offset += value_size
+        if offset > size or (previous is not None and key <= previous) or (
+                previous is None and key != first_key):
+            raise StoreCorruptionError(f"change row (height {height}, first key "
+                                       f"{first_key.hex()[:40]}) is malformed")
+        out.append((key, value))
+        previous = key
+    if not out:
+        raise StoreCorruptionError(f"change row (height {height}, first key "
+                                   f"{first_key.hex()[:40]}) is empty")
+    return out
 
 
 def _version(row: tuple[int, bytes, int, int, int, bytes]) -> VersionRow:
@@ -123,6 +191,9 @@ class SqliteStore(VersionedStoreBase):
             self._nodes.put(node_id, node)
         return node
 
+    def _node_lookup(self) -> Callable[[int], Node | None]:
+        return self._nodes.young.get  # stale after a rotation, which only costs misses
+
     def _read_node(self, node_id: int) -> Node:
         chunk, index = divmod(node_id, CHUNK_NODES)
         with self._lock:
@@ -155,22 +226,24 @@ class SqliteStore(VersionedStoreBase):
         return count
 
     def _get_change(self, height: int, key: bytes) -> tuple[bool, bytes | None]:
-        row = self._conn.execute("SELECT value FROM changes WHERE height = ? AND key = ?",
-                                 (height, key)).fetchone()
+        row = self._conn.execute(
+            "SELECT first_key, data FROM changes WHERE height = ? AND first_key <= ? "
+            "ORDER BY first_key DESC LIMIT 1", (height, key)).fetchone()
         if row is None:
             return False, None
-        return True, row[0]
+        for entry_key, value in decode_changes(height, row[0], row[1]):
+            if entry_key == key:
+                return True, value
+        return False, None
 
     def _changed_keys_after(self, height: int, start: bytes, end: bytes | None) -> list[bytes]:
-        if end is None:
-            cursor = self._conn.execute(
-                "SELECT DISTINCT key FROM changes WHERE height > ? AND key >= ? ORDER BY key",
-                (height, start))
-        else:
-            cursor = self._conn.execute(
-                "SELECT DISTINCT key FROM changes WHERE height > ? AND key >= ? AND key < ? "
-                "ORDER BY key", (height, start, end))
-        return [row[0] for row in cursor]
+        found: set[bytes] = set()
+        for changed_height, first_key, data in self._conn.execute(
+                "SELECT height, first_key, data FROM changes WHERE height > ?", (height,)):
+            for key, _value in decode_changes(changed_height, first_key, data):
+                if key >= start and (end is None or key < end):
+                    found.add(key)
+        return sorted(found)
 
     def _get_version(self, height: int) -> VersionRow | None:
         row = self._conn.execute(_VERSION, (height,)).fetchone()
@@ -194,8 +267,16 @@ class SqliteStore(VersionedStoreBase):
             after = rows[-1][0]
 
     def _changes_at(self, height: int) -> list[tuple[bytes, bytes | None]]:
-        return self._conn.execute("SELECT key, value FROM changes WHERE height = ? ORDER BY key",
-                                  (height,)).fetchall()
+        out: list[tuple[bytes, bytes | None]] = []
+        for first_key, data in self._conn.execute(
+                "SELECT first_key, data FROM changes WHERE height = ? ORDER BY first_key",
+                (height,)):
+            entries = decode_changes(height, first_key, data)
+            if out and entries[0][0] <= out[-1][0]:
+                raise StoreCorruptionError(f"change rows of height {height} overlap at key "
+                                           f"{first_key.hex()[:40]}")
+            out.extend(entries)
+        return out
 
     def _meta_rows(self) -> list[tuple[int, str, bytes]]:
         return self._conn.execute(
@@ -215,8 +296,9 @@ class SqliteStore(VersionedStoreBase):
                 conn.executemany("DELETE FROM state WHERE key = ?",
                                  [(key,) for key, value in changes if value is None])
             if changes:
-                conn.executemany("INSERT INTO changes (height, key, value) VALUES (?, ?, ?)",
-                                 [(height, key, value) for key, value in changes])
+                conn.executemany("INSERT INTO changes (height, first_key, data) VALUES (?, ?, ?)",
+                                 [(height, first, data)
+                                  for first, data in encode_changes(changes)])
             if batch.nodes:
                 conn.executemany("INSERT INTO nodes (chunk, data) VALUES (?, ?)",
                                  encode_chunks(batch.nodes))

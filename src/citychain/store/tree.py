@@ -35,6 +35,11 @@ FIRST_NODE_ID = CHUNK_NODES  # id 0 is the empty subtree; chunk 0 is never used
 _LEAF = b"\x00"
 _INTERNAL = b"\x01"
 _PAIR = struct.Struct(">QQ")
+_SAME = object()  # marks an unchanged child in TreeUpdate._update
+
+
+def _no_hit(node_id: int) -> Node | None:
+    return None
 
 
 def is_leaf(node: Node) -> bool:
@@ -107,8 +112,10 @@ class TreeUpdate:
     is not effective and leaves the node untouched).
     """
 
-    def __init__(self, load: NodeLoader, first_id: int) -> None:
+    def __init__(self, load: NodeLoader, first_id: int,
+                 fast: Callable[[int], Node | None] | None = None) -> None:
         self._load = load
+        self._fast: Callable[[int], Node | None] = fast if fast is not None else _no_hit
         self.first_id = first_id
         self._next_id = first_id
         self.pending: list[Node] = []
@@ -153,49 +160,50 @@ class TreeUpdate:
         if node is None:
             return self._build_fresh(depth, low, high)
         body = node[2]
-        if body[0] == 0:
+        if not body[0]:
             return self._merge_leaf(node, depth, low, high)
         paths = self._paths
         shift = KEY_BITS - 1 - depth
         split = bisect_left(paths, ((paths[low] >> shift) | 1) << shift, low, high)
-        load = self._load
+        fast = self._fast
         left_id = node[3]
         right_id = node[4]
-        left: Node | None = None
-        right: Node | None = None
-        left_same = right_same = True
+        left: Node | object | None = _SAME
+        right: Node | object | None = _SAME
         if split > low:
-            old = load(left_id) if left_id else None
+            old = (fast(left_id) or self._load(left_id)) if left_id else None
             left = self._update(old, depth + 1, low, split)
-            left_same = left is old
+            if left is old:
+                left = _SAME
         if split < high:
-            old = load(right_id) if right_id else None
+            old = (fast(right_id) or self._load(right_id)) if right_id else None
             right = self._update(old, depth + 1, split, high)
-            right_same = right is old
-        if left_same and right_same:
-            return node
-        if left_same:
+            if right is old:
+                right = _SAME
+        if left is _SAME:
+            if right is _SAME:
+                return node
             left_hash = body[1:33]
         elif left is None:
             left_hash, left_id = EMPTY_ROOT, 0
         else:
-            left_hash, left_id = left[0], left[1]
-        if right_same:
+            left_hash, left_id = left[0], left[1]  # type: ignore[index]
+        if right is _SAME:
             right_hash = body[33:65]
         elif right is None:
             right_hash, right_id = EMPTY_ROOT, 0
         else:
-            right_hash, right_id = right[0], right[1]
+            right_hash, right_id = right[0], right[1]  # type: ignore[index]
         # A subtree left with a single leaf is that leaf (it moves up, keeping its id).
-        if left_id == 0:
-            if right_id == 0:
+        if not left_id:
+            if not right_id:
                 return None
-            only = right if right is not None and not right_same else load(right_id)
-            if only[2][0] == 0:
+            only: Node = self._load(right_id) if right is _SAME else right  # type: ignore[assignment]
+            if not only[2][0]:
                 return only
-        elif right_id == 0:
-            only = left if left is not None and not left_same else load(left_id)
-            if only[2][0] == 0:
+        elif not right_id:
+            only = self._load(left_id) if left is _SAME else left  # type: ignore[assignment]
+            if not only[2][0]:
                 return only
         body = _INTERNAL + left_hash + right_hash  # _new_internal, inlined on the hot path
         node_id = self._next_id

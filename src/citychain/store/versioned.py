@@ -111,6 +111,10 @@ class VersionedStoreBase(ABC):
     def _load_node(self, node_id: int) -> Node:
         """Return node ``node_id`` (may be cached). Raises StoreCorruptionError if missing."""
 
+    def _node_lookup(self) -> Callable[[int], Node | None] | None:
+        """Return a fast, non-raising lookup of cached nodes (a dict's ``get``), if any."""
+        return None
+
     @abstractmethod
     def _read_node(self, node_id: int) -> Node:
         """Return node ``node_id`` from storage, bypassing caches (for the audit)."""
@@ -219,7 +223,7 @@ class VersionedStoreBase(ABC):
             height = latest.height if latest is not None else 0
             return WorkingState(self, HeightView(self, height), height, self.latest_root,
                                 latest.root_id if latest is not None else 0,
-                                self._next_node_id, self._load_node)
+                                self._next_node_id, self._load_node, self._node_lookup())
 
     def commit(self, working: WorkingSet, height: int,
                meta: dict[str, bytes] | None = None) -> bytes:
