@@ -169,9 +169,14 @@ def _check_block(blocks: BlockStore, height: int, chain_id: str, trusted: frozen
 
 
 def _check_tx_index(blocks: BlockStore, problem: Callable[..., None]) -> None:
+    # Rows come in hash order: decode each block once, not once per tx it holds.
+    hashes: dict[int, list[bytes]] = {}
     for hash_, height, position in blocks.tx_index_rows():
-        stored = blocks.get(height)
-        if stored is None or position >= len(stored.txs) or tx_hash(stored.txs[position]) != hash_:
+        if height not in hashes:
+            stored = blocks.get(height)
+            hashes[height] = [tx_hash(raw) for raw in stored.txs] if stored is not None else []
+        known = hashes[height]
+        if position >= len(known) or known[position] != hash_:
             problem(height, f"tx index entry {bytes(hash_).hex()} points at the wrong tx")
 
 
