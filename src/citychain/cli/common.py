@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from citychain.cli.errors import CliError
+from citychain.cli.errors import UsageFailure
 from citychain.client.rpc import NodeClient
 from citychain.node.home import Home
 from citychain.node.keyring import Keyring
@@ -88,18 +88,9 @@ def parse_hex(text: str, what: str) -> bytes:
     Raises:
         CliError (usage): ``text`` is not hex.
     """
-    from citychain.cli.errors import UsageFailure
-
     cleaned = text[2:] if text.lower().startswith("0x") else text
     try:
         return bytes.fromhex(cleaned)
     except ValueError:
         raise UsageFailure(f"{what} must be hex, got {text!r}") from None
 
-
-def short_hex(data: bytes, length: int = 16) -> str:
-    return data.hex()[:length]
-
-
-def fail(message: str) -> CliError:
-    return CliError(message)

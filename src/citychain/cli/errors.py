@@ -7,6 +7,7 @@ from typing import Any
 
 from citychain.client.rpc import RpcError
 from citychain.client.verify import VerificationError
+from citychain.consensus.solo.node import HandshakeError
 from citychain.core.errors import ChainError
 from citychain.node.home import HomeError
 from citychain.node.keyring import KeyringError
@@ -87,7 +88,7 @@ def describe(exc: BaseException) -> tuple[int, str] | None:
         return error.exit_code, error.message
     if isinstance(exc, VerificationError):
         return EXIT_UNVERIFIED, f"verification failed: {exc}"
-    if isinstance(exc, (HomeError, KeyringError)):
+    if isinstance(exc, (HomeError, KeyringError, HandshakeError)):
         return EXIT_FAILED, str(exc)
     if isinstance(exc, json.JSONDecodeError):
         return EXIT_FAILED, f"the answer is not valid JSON: {exc}"
