@@ -4,6 +4,8 @@ restart from the data directory keeps height, app hash and state."""
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -124,49 +126,87 @@ def test_restart_keeps_height_app_hash_and_state(home: tuple[Path, Cast]) -> Non
         reopened.close()
 
 
-def test_tx_inclusion_proof_verifies(home: tuple[Path, Cast]) -> None:
+@dataclass
+class Included:
+    """A node with two blocks of transfers, and the `tx` RPC's proven answer for the first."""
+
+    runtime: SoloRuntime
+    rpc: SoloRpc
+    hashes: list[bytes]
+    raw: bytes
+    index: int
+    total: int
+    aunts: list[bytes]
+    signed: SignedHeader
+
+    @property
+    def chain_id(self) -> str:
+        return self.runtime.genesis.chain_id
+
+    @property
+    def trusted(self) -> frozenset[bytes]:
+        return self.runtime.genesis.validator_pubkeys()
+
+    def verify(self, raw: bytes | None = None, index: int | None = None,
+               signed: SignedHeader | None = None, height: int | None = None) -> None:
+        verify_tx_inclusion(self.raw if raw is None else raw,
+                            self.index if index is None else index, self.total, self.aunts,
+                            self.signed if signed is None else signed, self.chain_id,
+                            self.trusted, height)
+
+
+@pytest.fixture
+def included(home: tuple[Path, Cast]) -> Iterator[Included]:
     root, cast = home
     runtime = open_solo(root)
     try:
         runtime.node.handshake()
         hashes = fill_blocks(runtime, cast, blocks=2, per_block=5)
         rpc = SoloRpc(runtime.node)
-        chain_id = runtime.genesis.chain_id
-        trusted = runtime.genesis.validator_pubkeys()
-        for hash_ in hashes:
-            answer = rpc.rpc_tx(hash_.hex(), prove=True)
-            raw = base64.b64decode(answer["tx"])
-            signed = decode_signed(answer["signed_header"])
-            proof = answer["proof"]
-            aunts = [bytes.fromhex(a) for a in proof["aunts"]]
-            height = int(answer["height"])
-            verify_tx_inclusion(raw, proof["index"], proof["total"], aunts, signed, chain_id,
-                                trusted, height)
-            assert answer["tx_result"]["code"] == 0
-        # Forgeries: another tx at that index, another index, another height's header.
         answer = rpc.rpc_tx(hashes[0].hex(), prove=True)
-        raw = base64.b64decode(answer["tx"])
-        signed = decode_signed(answer["signed_header"])
         proof = answer["proof"]
-        aunts = [bytes.fromhex(a) for a in proof["aunts"]]
-        other = base64.b64decode(rpc.rpc_tx(hashes[1].hex())["tx"])
-        with pytest.raises(VerificationError):
-            verify_tx_inclusion(other, proof["index"], proof["total"], aunts, signed, chain_id,
-                                trusted)
-        with pytest.raises(VerificationError):
-            verify_tx_inclusion(raw, proof["index"] + 1, proof["total"], aunts, signed,
-                                chain_id, trusted)
-        later = runtime.blocks.get(runtime.app.last_height)
-        assert later is not None
-        with pytest.raises(VerificationError):
-            verify_tx_inclusion(raw, proof["index"], proof["total"], aunts,
-                                later.signed_header, chain_id, trusted)
-        with pytest.raises(VerificationError):
-            verify_tx_inclusion(raw, proof["index"], proof["total"], aunts,
-                                sign_header(named_key("intruder"), signed.header), chain_id,
-                                trusted)
+        yield Included(runtime, rpc, hashes, base64.b64decode(answer["tx"]), proof["index"],
+                       proof["total"], [bytes.fromhex(a) for a in proof["aunts"]],
+                       decode_signed(answer["signed_header"]))
     finally:
         runtime.close()
+
+
+def test_tx_inclusion_proof_verifies(included: Included) -> None:
+    for hash_ in included.hashes:
+        answer = included.rpc.rpc_tx(hash_.hex(), prove=True)
+        proof = answer["proof"]
+        signed = decode_signed(answer["signed_header"])
+        assert proof["root_hash"] == signed.header.tx_root.hex()
+        verify_tx_inclusion(base64.b64decode(answer["tx"]), proof["index"], proof["total"],
+                            [bytes.fromhex(a) for a in proof["aunts"]], signed,
+                            included.chain_id, included.trusted, int(answer["height"]))
+        assert answer["tx_result"]["code"] == 0
+
+
+def test_invalid_tx_inclusion_other_tx(included: Included) -> None:
+    other = base64.b64decode(included.rpc.rpc_tx(included.hashes[1].hex())["tx"])
+    with pytest.raises(VerificationError, match="tx root"):
+        included.verify(raw=other)
+
+
+def test_invalid_tx_inclusion_other_index(included: Included) -> None:
+    with pytest.raises(VerificationError, match="tx root"):
+        included.verify(index=included.index + 1)
+
+
+def test_invalid_tx_inclusion_header_of_another_block(included: Included) -> None:
+    later = included.runtime.blocks.get(included.runtime.app.last_height)
+    assert later is not None and later.signed_header != included.signed
+    with pytest.raises(VerificationError, match="tx root"):
+        included.verify(signed=later.signed_header)
+    with pytest.raises(VerificationError, match="height"):
+        included.verify(height=later.signed_header.header.height)
+
+
+def test_invalid_tx_inclusion_header_signed_by_untrusted_key(included: Included) -> None:
+    with pytest.raises(VerificationError, match="trusted"):
+        included.verify(signed=sign_header(named_key("intruder"), included.signed.header))
 
 
 def test_broadcast_commit_through_rpc(home: tuple[Path, Cast]) -> None:
