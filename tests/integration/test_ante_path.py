@@ -49,17 +49,22 @@ def submit(runner: ChainRunner, raw: bytes, path: str) -> TxResult:
 
 
 def assert_refused(runner: ChainRunner, cast: Cast, raw: bytes, path: str,
-                   error: type, sender_key: object = None) -> None:
+                   error: type, *, newcomer: bool = False) -> None:
     """``raw`` is refused with ``error`` on ``path`` and leaves state and app hash untouched;
-    afterwards the citizen's next valid tx still passes check_tx (the check state did not move).
+    afterwards the sender's valid tx at the committed sequence still passes check_tx (the check
+    state did not move): the first citizen's transfer, or the newcomer's identity creation.
     """
     before = Before.of(runner)
     result = submit(runner, raw, path)
     assert_error(result, error)
     assert_unchanged(runner, before)
-    citizen = cast.citizens[0]
-    follow = runner.tx(citizen, MsgTransfer(cast.citizens[1].did, DENOM, 1),
-                       sequence=runner.committed_sequence(citizen.address))
+    if newcomer:
+        key = cast.newcomer
+        follow = runner.tx(key, MsgCreateIdentity(key.public_key), sequence=0)
+    else:
+        key = cast.citizens[0]
+        follow = runner.tx(key, MsgTransfer(cast.citizens[1].did, DENOM, 1),
+                           sequence=runner.committed_sequence(key.address))
     assert_ok(runner.check(follow))
 
 
@@ -178,14 +183,14 @@ def test_invalid_new_account_pubkey_not_sender(chain: tuple[ChainRunner, Cast],
                   (MsgCreateIdentity(other.public_key),), "")
     raw = codec.encode({"body": body.to_value(), "pubkey": other.public_key,
                         "signature": other.sign(body.sign_bytes())})
-    assert_refused(runner, cast, raw, path, PubkeyMismatchError)
+    assert_refused(runner, cast, raw, path, PubkeyMismatchError, newcomer=True)
 
 
 @pytest.mark.parametrize("path", PATHS)
 def test_invalid_new_account_sends_transfer(chain: tuple[ChainRunner, Cast], path: str) -> None:
     runner, cast = chain
     raw = runner.tx(cast.newcomer, transfer_msg(cast, 1), sequence=0)
-    assert_refused(runner, cast, raw, path, UnknownAccountError)
+    assert_refused(runner, cast, raw, path, UnknownAccountError, newcomer=True)
 
 
 @pytest.mark.parametrize("path", PATHS)
@@ -195,7 +200,7 @@ def test_invalid_new_account_creates_identity_with_transfer(chain: tuple[ChainRu
     newcomer = cast.newcomer
     raw = runner.tx(newcomer, MsgCreateIdentity(newcomer.public_key), transfer_msg(cast, 1),
                     sequence=0)
-    assert_refused(runner, cast, raw, path, UnknownAccountError)
+    assert_refused(runner, cast, raw, path, UnknownAccountError, newcomer=True)
 
 
 @pytest.mark.parametrize("path", PATHS)
@@ -203,7 +208,7 @@ def test_invalid_new_account_future_sequence(chain: tuple[ChainRunner, Cast], pa
     runner, cast = chain
     newcomer = cast.newcomer
     raw = runner.tx(newcomer, MsgCreateIdentity(newcomer.public_key), sequence=1)
-    assert_refused(runner, cast, raw, path, SequenceFutureError)
+    assert_refused(runner, cast, raw, path, SequenceFutureError, newcomer=True)
 
 
 def test_new_account_creates_identity_then_uses_sequence_one(
