@@ -28,7 +28,7 @@ from citychain.core import codec
 from citychain.core.crypto import PrivateKey, address_from_pubkey, did_from_address
 from citychain.core.messages import MessageRegistry, Msg
 from citychain.core.module import Module, QueryHandler
-from citychain.core.tx import TxBody, decode_tx, tx_hash
+from citychain.core.tx import TxBody, decode_tx, sign_tx, tx_hash
 from citychain.modules.identity.api import rotation_sign_bytes
 from citychain.modules.identity.keys import key_binding_key
 from citychain.modules.identity.messages import MsgRotateKey
@@ -210,19 +210,12 @@ def sender_of(client: NodeClient, key: PrivateKey, name: str) -> Sender:
     return Sender(address, int(account["sequence"]), True)
 
 
-def sign(key: PrivateKey, body: TxBody) -> bytes:
-    """Sign ``body`` with ``key``; unlike core's sign_tx, the sender may be an account whose key
-    was rotated to ``key`` (its address then differs from the key's)."""
-    return codec.encode({"body": body.to_value(), "pubkey": key.public_key,
-                         "signature": key.sign(body.sign_bytes())})
-
-
 def broadcast(session: Session, key: PrivateKey, key_name: str, messages: list[Msg], *,
               memo: str, wait: bool, sender: Sender | None = None,
               chain_id: str | None = None) -> TxOutcome:
     chain_id = chain_id or session.chain_id()
     sender = sender or sender_of(session.client, key, key_name)
-    raw = sign(key, TxBody(chain_id, sender.address, sender.sequence, tuple(messages), memo))
+    raw = sign_tx(key, TxBody(chain_id, sender.address, sender.sequence, tuple(messages), memo))
     return outcome(session.client.broadcast(raw, commit=wait))
 
 
@@ -404,8 +397,9 @@ def query(home: Path | None, node: str | None, path: str, params: dict[str, Any]
         if handler is None:
             raise UsageFailure(f"no query function for {path} in this client; cannot verify")
         try:
-            value = verify_query_answer(handler, params, answer.value, decode_reads(answer.proof
-                                        or b""), signed, trust.chain_id, trust.pubkeys)
+            value = verify_query_answer(handler, params, answer.value,
+                                        decode_reads(answer.proof or b""), signed,
+                                        trust.chain_id, trust.pubkeys, answer.height)
         except VerificationError as exc:
             raise VerificationFailed(f"verification failed: {exc}") from None
         return QueryOutcome(path, params, answer.height, value, trust.verified_line(signed))

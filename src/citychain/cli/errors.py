@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from citychain.client.rpc import RpcError
+from citychain.client.rpc import NodeUnreachableError, RpcError
 from citychain.client.verify import VerificationError
 from citychain.consensus.solo.node import HandshakeError
 from citychain.core.errors import ChainError
@@ -70,10 +70,9 @@ def rejected(result: dict[str, Any]) -> CliError:
 
 def node_error(exc: RpcError) -> CliError:
     """Classify a client RpcError: transport failures are 'unreachable', the rest are refusals."""
-    text = str(exc)
-    if text.startswith("cannot reach node"):
-        return NodeUnreachable(text)
-    return CliError(text)
+    if isinstance(exc, NodeUnreachableError):
+        return NodeUnreachable(str(exc))
+    return CliError(str(exc))
 
 
 def describe(exc: BaseException) -> tuple[int, str] | None:

@@ -14,7 +14,11 @@ from citychain.core import codec
 
 
 class RpcError(Exception):
-    """The node answered with a JSON-RPC error or could not be reached."""
+    """The node answered with a JSON-RPC error (or an answer that is not JSON-RPC)."""
+
+
+class NodeUnreachableError(RpcError):
+    """The node could not be reached at all (connection refused, timeout, DNS...)."""
 
 
 @dataclass(frozen=True)
@@ -55,8 +59,14 @@ class NodeClient:
         try:
             response = self._http.post(self.url, json=request)
         except httpx.HTTPError as exc:
-            raise RpcError(f"cannot reach node at {self.url}: {exc}") from None
-        body = response.json()
+            raise NodeUnreachableError(f"cannot reach node at {self.url}: {exc}") from None
+        try:
+            body = response.json()
+        except ValueError:
+            raise RpcError(f"{method}: the node at {self.url} answered HTTP "
+                           f"{response.status_code} with a body that is not JSON") from None
+        if not isinstance(body, dict) or ("result" not in body and "error" not in body):
+            raise RpcError(f"{method}: the answer is not a JSON-RPC response")
         if "error" in body:
             error = body["error"]
             raise RpcError(f"{method}: {error.get('message')} {error.get('data') or ''}".strip())

@@ -86,9 +86,11 @@ def tx_hash(raw: bytes) -> bytes:
 
 
 def sign_tx(key: PrivateKey, body: TxBody) -> bytes:
-    """Sign ``body`` with ``key`` and return the wire bytes."""
-    if body.sender != key.address:
-        raise ValueError("body.sender must be the signing key's address")
+    """Sign ``body`` with ``key`` and return the wire bytes.
+
+    The sender need not be ``key``'s own address: after a key rotation an account signs with a
+    key it was not derived from (the ante handler checks the account's current key).
+    """
     value = {
         "body": body.to_value(),
         "pubkey": key.public_key,
@@ -98,9 +100,11 @@ def sign_tx(key: PrivateKey, body: TxBody) -> bytes:
 
 
 def build_tx(key: PrivateKey, chain_id: str, sequence: int, *messages: Msg,
-             memo: str = "") -> bytes:
-    """Convenience: build, sign and encode a transaction from ``key``."""
-    return sign_tx(key, TxBody(chain_id, key.address, sequence, tuple(messages), memo))
+             memo: str = "", sender: str | None = None) -> bytes:
+    """Convenience: build, sign and encode a transaction (sender: the key's address unless
+    given, e.g. for an account whose key was rotated)."""
+    body = TxBody(chain_id, sender or key.address, sequence, tuple(messages), memo)
+    return sign_tx(key, body)
 
 
 def decode_tx(raw: bytes, registry: MessageRegistry, max_bytes: int = MAX_TX_BYTES) -> Tx:

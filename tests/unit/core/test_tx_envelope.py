@@ -124,9 +124,14 @@ def test_signature_binds_chain_and_body() -> None:
         assert not verify_signature(tx.pubkey, body.sign_bytes(), tx.signature)
 
 
-def test_invalid_sign_with_a_key_that_is_not_the_sender() -> None:
-    with pytest.raises(ValueError, match=r"body\.sender must be the signing key's address"):
-        sign_tx(PrivateKey.from_secret("someone-else"), TxBody(CHAIN, KEY.address, 0, (SEND,)))
+def test_sign_for_a_rotated_account_with_another_key() -> None:
+    # After a rotation the account's address no longer derives from its key; signing must work
+    # and the envelope must say so (the ante handler then checks the account's current key).
+    other = PrivateKey.from_secret("someone-else")
+    tx = decode_tx(sign_tx(other, TxBody(CHAIN, KEY.address, 0, (SEND,))), REGISTRY)
+    assert tx.sender == KEY.address and tx.pubkey == other.public_key
+    assert verify_signature(other.public_key, tx.sign_bytes, tx.signature)
+    assert not check_sender_key(tx)
 
 
 def test_check_sender_key_detects_a_foreign_pubkey() -> None:

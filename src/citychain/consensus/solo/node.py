@@ -128,9 +128,9 @@ class SoloNode:
         self._last_header = last.signed_header.header if last is not None else None
         return replayed
 
-    def start(self) -> None:
-        """Handshake, then start producing blocks in a background thread."""
-        self.handshake()
+    def start(self, progress: Callable[[int, int], None] | None = None) -> None:
+        """Handshake (reporting replay progress), then produce blocks in a background thread."""
+        self.handshake(progress)
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="solo-producer", daemon=True)
         self._thread.start()
