@@ -8,11 +8,13 @@ and send), the script:
 
 1. builds the state by a genesis on a SQLite store and commits it with one empty block;
 2. pre-signs ``--txs`` transfers among the funded accounts (not timed);
-3. submits them all through ``SoloNode.submit`` (check_tx: decode, signature, ante, handler on
-   the check state) and produces blocks with ``produce_block`` until the mempool is empty
-   (prepare_proposal, finalize_block, header signing, block store save, state commit, recheck);
+3. submits them all through ``SoloNode.submit`` (duplicate check, check_tx: decode, signature,
+   ante checks on the check state) and produces blocks with ``produce_block`` until the mempool
+   is empty (prepare_proposal, finalize_block, header signing, block store save, state commit,
+   recheck);
 4. reports committed tx/s over the whole of 3 on one core, and the cost per tx split into decode,
-   signature, execution (ante + handlers, in check_tx and in finalize_block), mempool recheck,
+   signature, admission (ante + mempool, in check_tx), execution (ante + handlers, in
+   finalize_block), mempool recheck,
    and state commit (compute_root + store commit + block store).
 
 Decode and signature costs are micro-timed on the same txs; compute_root and the store commit are
@@ -129,7 +131,7 @@ class Result:
         return {
             "decode": self.decode_us,
             "signature": self.signature_us,
-            "execution in check_tx (ante + handlers)": check_exec,
+            "admission in check_tx (ante + mempool)": check_exec,
             "execution in finalize_block (ante + handlers)": deliver_exec,
             "mempool recheck + header + bookkeeping": recheck,
             "state commit (compute_root + store commit + block store)": state_commit,

@@ -3,9 +3,10 @@ even when an earlier message of the same tx succeeded; neighbours in the block a
 
 from __future__ import annotations
 
+from citychain.core.errors import RoleRequiredError
 from citychain.modules.bank.errors import InsufficientFundsError, RecipientNotFoundError
 from citychain.modules.bank.keys import balance_key
-from citychain.modules.bank.messages import MsgTransfer
+from citychain.modules.bank.messages import MsgMint, MsgTransfer
 from citychain.modules.identity.keys import sequence_key
 from citychain.testing.chain import CITIZEN_BALANCE, DENOM, Cast, ChainRunner
 from citychain.testing.checks import Before, assert_error, assert_ok, changed_keys
@@ -63,8 +64,19 @@ def test_failed_tx_between_good_ones(chain: tuple[ChainRunner, Cast]) -> None:
 def test_failed_check_tx_does_not_consume_sequence(chain: tuple[ChainRunner, Cast]) -> None:
     runner, cast = chain
     sender = cast.citizens[0]
-    failing = runner.tx(sender, MsgTransfer(cast.citizens[1].did, DENOM, 10 * CITIZEN_BALANCE),
-                        sequence=0)
-    assert_error(runner.check(failing), InsufficientFundsError)
+    failing = runner.tx(sender, MsgMint(cast.citizens[1].did, DENOM, 1), sequence=0)
+    assert_error(runner.check(failing), RoleRequiredError)
     assert_ok(runner.check(runner.tx(sender, MsgTransfer(cast.citizens[1].did, DENOM, 1),
                                      sequence=0)))
+
+
+def test_check_tx_runs_ante_only_so_an_overdraft_fails_in_the_block(
+        chain: tuple[ChainRunner, Cast]) -> None:
+    # check_tx is a filter (signature, sequence, role); messages run once, at execution.
+    runner, cast = chain
+    sender = cast.citizens[0]
+    overdraft = runner.tx(sender, MsgTransfer(cast.citizens[1].did, DENOM, 10 * CITIZEN_BALANCE),
+                          sequence=0)
+    assert_ok(runner.check(overdraft))
+    (result,) = runner.run(overdraft)
+    assert_error(result, InsufficientFundsError)

@@ -133,8 +133,10 @@ class Application:
     def check_tx(self, raw: bytes, *, recheck: bool = False) -> TxResult:
         """Decide whether a transaction may enter the mempool.
 
-        The whole transaction runs on a branch of the check state; on success the branch is
-        kept (so the sender's next tx sees the new sequence), on failure nothing changes.
+        Decoding, the signature and the ante checks (chain id, account, key, suspension,
+        sequence, role) run on a branch of the check state; on success the branch is kept (so the
+        sender's next tx sees the new sequence), on failure nothing changes. Messages run only at
+        execution, except a new account's identity creation.
         """
         with self._lock:
             branch = self._check.branch()
@@ -222,6 +224,12 @@ class Application:
             return TxResult.from_error(error)
         if account is not None:
             self.account_keeper.set_sequence(ante, tx.sender, account.sequence + 1)
+            if check:
+                # Like Cosmos SDK, check_tx stops after the ante checks: messages run once, at
+                # execution. (A newcomer's identity creation does run, so the newcomer's next
+                # tx is checked against an account that exists.)
+                ante.write()
+                return TxResult()
         ctx = TxContext(block, tx.sender, tx.hash)
         messages = ante.branch()
         try:
