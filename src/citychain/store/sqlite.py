@@ -10,16 +10,20 @@ Tables (see docs/adr/0002-authenticated-state.md)::
     meta     (height, name, value)                      metadata history (values as they change)
 
 Each commit is one ``BEGIN IMMEDIATE .. COMMIT`` transaction, so a crash at any instant leaves
-exactly the last committed height. One connection is shared by all threads behind the store's
+exactly the last committed height. A commit only appends to the WAL and syncs it; copying WAL
+frames back into the database file (the checkpoint) runs on a background thread with its own
+connection, off the commit path. One connection is shared by all threads behind the store's
 lock; tree nodes (immutable once written) and latest values are served from bounded in-memory
 caches.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import struct
+import threading
 from collections.abc import Callable, Iterator
 
 from citychain.store.cache import GenerationalCache
@@ -45,6 +49,7 @@ _GET = "SELECT value FROM state WHERE key = ?"
 _SCAN = "SELECT key, value FROM state WHERE key >= ? ORDER BY key LIMIT ?"
 _SCAN_TO = "SELECT key, value FROM state WHERE key >= ? AND key < ? ORDER BY key LIMIT ?"
 _NODE = "SELECT substr(data, ?, ?) FROM nodes WHERE chunk = ?"
+_CHUNK = "SELECT data FROM nodes WHERE chunk = ?"
 _UPSERT = ("INSERT INTO state (key, value) VALUES (?, ?) "
            "ON CONFLICT (key) DO UPDATE SET value = excluded.value")
 _VERSION = ("SELECT height, root, root_id, first_node, node_count, meta_digest FROM versions "
@@ -54,10 +59,16 @@ _VERSIONS_AFTER = ("SELECT height, root, root_id, first_node, node_count, meta_d
 _INSERT_VERSION = ("INSERT INTO versions (height, root, root_id, first_node, node_count, "
                    "meta_digest) VALUES (?, ?, ?, ?, ?, ?)")
 
-DEFAULT_NODE_CACHE = 400_000  # nodes (~300 bytes each in memory)
+# Memory budget by default: ~80 MiB of decoded nodes (~400 bytes each with their dict entry),
+# ~160 MiB of raw node chunks (~85 bytes a node: a 1M-key tree fits), ~20 MiB of latest values,
+# 32 MiB of SQLite page cache.
+DEFAULT_NODE_CACHE = 200_000  # decoded tree nodes
+DEFAULT_CHUNK_CACHE = 40_000  # raw node chunks of 48 records
 DEFAULT_VALUE_CACHE = 100_000  # latest values
-DEFAULT_PAGE_CACHE_MIB = 64
+DEFAULT_PAGE_CACHE_MIB = 32
 
+
+log = logging.getLogger(__name__)
 
 _ENTRY = struct.Struct(">HI")  # key length, value length (DELETED: the key was deleted)
 _DELETED = 0xFFFFFFFF
@@ -125,6 +136,43 @@ def decode_changes(height: int, first_key: bytes,
     return out
 
 
+class _Checkpointer:
+    """Checkpoints the WAL (PASSIVE: never blocks the writer) after each commit, on its own
+    thread and connection. A crash mid-checkpoint is harmless: the WAL still holds the frames."""
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._wake = threading.Event()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="citychain-state-checkpoint",
+                                        daemon=True)
+        self._thread.start()
+
+    def poke(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        conn = sqlite3.connect(self._path, isolation_level=None)
+        try:
+            conn.execute("PRAGMA synchronous = FULL")
+            while True:
+                self._wake.wait()
+                self._wake.clear()
+                if self._stopping:
+                    return
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.Error as exc:  # retried after the next commit
+                    log.warning("state database checkpoint failed: %s", exc)
+        finally:
+            conn.close()
+
+
 def _version(row: tuple[int, bytes, int, int, int, bytes]) -> VersionRow:
     return VersionRow(row[0], bytes(row[1]), row[2], row[3], row[4], bytes(row[5]))
 
@@ -138,6 +186,7 @@ class SqliteStore(VersionedStoreBase):
     """
 
     def __init__(self, path: str | os.PathLike[str], *, node_cache_size: int = DEFAULT_NODE_CACHE,
+                 chunk_cache_size: int = DEFAULT_CHUNK_CACHE,
                  value_cache_size: int = DEFAULT_VALUE_CACHE,
                  page_cache_mib: int = DEFAULT_PAGE_CACHE_MIB) -> None:
         super().__init__()
@@ -145,6 +194,9 @@ class SqliteStore(VersionedStoreBase):
         self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
                                      cached_statements=64)
         self._nodes: GenerationalCache[int, Node] = GenerationalCache(node_cache_size)
+        self._chunks: GenerationalCache[int, bytes] = GenerationalCache(chunk_cache_size)
+        self._written_chunks: list[tuple[int, bytes]] = []
+        self._checkpointer: _Checkpointer | None = None
         self._values: GenerationalCache[bytes, tuple[bytes | None]] = GenerationalCache(
             value_cache_size)
         try:
@@ -153,6 +205,9 @@ class SqliteStore(VersionedStoreBase):
         except BaseException:
             self._conn.close()
             raise
+        if self.path != ":memory:":
+            self._conn.execute("PRAGMA wal_autocheckpoint = 0")
+            self._checkpointer = _Checkpointer(self.path)
 
     def _configure(self, page_cache_mib: int) -> None:
         conn = self._conn
@@ -187,7 +242,17 @@ class SqliteStore(VersionedStoreBase):
         if node is None:
             node = self._nodes.get(node_id)
         if node is None:
-            node = self._read_node(node_id)
+            chunk, index = divmod(node_id, CHUNK_NODES)
+            data = self._chunks.get(chunk)
+            if data is None:
+                with self._lock:
+                    row = self._conn.execute(_CHUNK, (chunk,)).fetchone()
+                if row is None:
+                    raise StoreCorruptionError(f"tree node {node_id} is missing")
+                data = row[0]
+                self._chunks.put(chunk, data)
+            offset = index * RECORD_SIZE
+            node = decode_record(node_id, data[offset:offset + RECORD_SIZE])
             self._nodes.put(node_id, node)
         return node
 
@@ -299,9 +364,10 @@ class SqliteStore(VersionedStoreBase):
                 conn.executemany("INSERT INTO changes (height, first_key, data) VALUES (?, ?, ?)",
                                  [(height, first, data)
                                   for first, data in encode_changes(changes)])
-            if batch.nodes:
-                conn.executemany("INSERT INTO nodes (chunk, data) VALUES (?, ?)",
-                                 encode_chunks(batch.nodes))
+            chunks = encode_chunks(batch.nodes)
+            if chunks:
+                conn.executemany("INSERT INTO nodes (chunk, data) VALUES (?, ?)", chunks)
+            self._written_chunks = chunks
             conn.execute(_INSERT_VERSION, (height, row.root, row.root_id, row.first_node,
                                            row.node_count, row.meta_digest))
             if batch.meta:
@@ -316,6 +382,10 @@ class SqliteStore(VersionedStoreBase):
     def _after_commit(self, batch: CommitBatch) -> None:
         self._values.put_many({key: (value,) for key, value in batch.changes})
         self._nodes.put_many({node[1]: node for node in batch.nodes})
+        self._chunks.put_many(dict(self._written_chunks))
+        self._written_chunks = []
+        if self._checkpointer is not None:
+            self._checkpointer.poke()
 
     def _audit_storage(self, problem: Callable[[str], None]) -> None:
         conn = self._conn
@@ -362,6 +432,13 @@ class SqliteStore(VersionedStoreBase):
                 yield first + offset // CHUNK_NODES, count * RECORD_SIZE, row.height
 
     def _close_storage(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
+            try:
+                self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+            except sqlite3.Error as exc:  # the WAL stays valid; the next open replays it
+                log.warning("state database final checkpoint failed: %s", exc)
         self._nodes.clear()
+        self._chunks.clear()
         self._values.clear()
         self._conn.close()
