@@ -27,7 +27,7 @@ import threading
 from collections.abc import Callable, Iterator
 
 from citychain.store.cache import GenerationalCache
-from citychain.store.errors import StoreCorruptionError, StoreFormatError
+from citychain.store.errors import StaleWorkingSetError, StoreCorruptionError, StoreFormatError
 from citychain.store.tree import CHUNK_NODES, RECORD_SIZE, Node, decode_record, encode_chunks
 from citychain.store.versioned import CommitBatch, VersionedStoreBase, VersionRow
 
@@ -354,6 +354,11 @@ class SqliteStore(VersionedStoreBase):
         changes = batch.changes
         conn.execute("BEGIN IMMEDIATE")
         try:
+            stored = conn.execute("SELECT MAX(height) FROM versions").fetchone()[0]
+            if stored != (self._latest.height if self._latest is not None else None):
+                raise StaleWorkingSetError(
+                    f"the database is at height {stored} but this store last saw height "
+                    f"{self.latest_height}: another writer changed it; reopen the store")
             sets = [change for change in changes if change[1] is not None]
             if sets:
                 conn.executemany(_UPSERT, sets)

@@ -284,3 +284,16 @@ def test_closed_store_refuses_work(store: VersionedStoreBase) -> None:
     for call in (store.begin, store.reader, lambda: store.prove(b"a"), store.audit):
         with pytest.raises(StoreClosedError):
             call()
+
+
+def test_invalid_commit_after_another_writer(tmp_path: Path) -> None:
+    first = SqliteStore(tmp_path / "state.db")
+    second = SqliteStore(tmp_path / "state.db")
+    commit_writes(first, 1, {b"a": b"1"})
+    working = second.begin()
+    working.set(b"a", b"2")
+    with pytest.raises(StaleWorkingSetError, match="another writer"):
+        second.commit(working, 1)
+    second.close()
+    assert first.audit() == []
+    first.close()
