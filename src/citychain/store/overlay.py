@@ -266,7 +266,7 @@ class WorkingState:
         values = [writes[key] for key in keys]
         paths = [int.from_bytes(keyhash, "big") for keyhash in keyhashes]
         valuehashes = [None if value is None else _sha256(value).digest() for value in values]
-        update = TreeUpdate(self._load, self.first_node_id, self._fast)
+        update = TreeUpdate(self._load, self.first_node_id, self._fast, self.base_height + 1)
         base = self._load(self.base_root_id) if self.base_root_id else None
         root = update.apply(base, paths, keyhashes, valuehashes)
         return ComputedRoot(root[0] if root is not None else EMPTY_ROOT, root, update, keys,

@@ -25,6 +25,7 @@ import sqlite3
 import struct
 import threading
 from collections.abc import Callable, Iterator
+from operator import itemgetter
 
 from citychain.store.cache import GenerationalCache
 from citychain.store.errors import StaleWorkingSetError, StoreCorruptionError, StoreFormatError
@@ -386,7 +387,8 @@ class SqliteStore(VersionedStoreBase):
 
     def _after_commit(self, batch: CommitBatch) -> None:
         self._values.put_many({key: (value,) for key, value in batch.changes})
-        self._nodes.put_many({node[1]: node for node in batch.nodes})
+        self._nodes.put_many(dict(zip(map(itemgetter(1), batch.nodes), batch.nodes,
+                                      strict=True)))
         self._chunks.put_many(dict(self._written_chunks))
         self._written_chunks = []
         if self._checkpointer is not None:

@@ -113,8 +113,9 @@ class TreeUpdate:
     """
 
     def __init__(self, load: NodeLoader, first_id: int,
-                 fast: Callable[[int], Node | None] | None = None) -> None:
+                 fast: Callable[[int], Node | None] | None = None, leaf_height: int = 0) -> None:
         self._load = load
+        self.leaf_height = leaf_height  # stamped on new leaves: the height they will commit at
         self._fast: Callable[[int], Node | None] = fast if fast is not None else _no_hit
         self.first_id = first_id
         self._next_id = first_id
@@ -140,7 +141,7 @@ class TreeUpdate:
         body = _LEAF + self._keyhashes[index] + self._valuehashes[index]  # type: ignore[operator]
         node_id = self._next_id
         self._next_id = node_id + 1
-        node = (_sha256(body).digest(), node_id, body, 0, 0)
+        node = (_sha256(body).digest(), node_id, body, self.leaf_height, 0)
         self.pending.append(node)
         self.effective[index] = 1
         return node
@@ -287,9 +288,13 @@ class TreeUpdate:
                                   right[1] if right is not None else 0)
 
 
-def finalize_nodes(pending: list[Node], height: int) -> list[Node]:
-    """Return the pending nodes (id order) with every leaf stamped with ``height``."""
-    return [node if node[2][0] else (node[0], node[1], node[2], height, 0) for node in pending]
+def finalize_nodes(update: TreeUpdate, height: int) -> list[Node]:
+    """Return the update's new nodes (id order) with every leaf stamped with ``height`` (they
+    already are unless the height differs from the one assumed when they were created)."""
+    if update.leaf_height == height:
+        return update.pending
+    return [node if node[2][0] else (node[0], node[1], node[2], height, 0)
+            for node in update.pending]
 
 
 def walk(root: Node | None, path: int, load: NodeLoader) -> tuple[list[bytes], Node | None]:

@@ -260,7 +260,7 @@ class VersionedStoreBase(ABC):
                 raise CommitHeightError(f"commit at height {height} refused: the next height "
                                         f"is {latest + 1}", field="height",
                                         required=latest + 1, available=height)
-            nodes = finalize_nodes(computed.update.pending, height)
+            nodes = finalize_nodes(computed.update, height)
             changed_meta = [(name, value) for name, value in meta_items
                             if self._meta.get(name) != value]
             new_meta = dict(self._meta)
