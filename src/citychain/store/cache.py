@@ -1,67 +1,72 @@
-"""A bounded two-generation cache: recently used entries survive, the rest age out in bulk."""
+"""A bounded in-memory cache that forgets its oldest entries in bulk (one dict, O(1) reads)."""
 
 from __future__ import annotations
 
+from itertools import islice
 from typing import Generic, TypeVar
 
 K = TypeVar("K")
 V = TypeVar("V")
 
 
-class GenerationalCache(Generic[K, V]):
-    """Holds at most ``capacity`` entries (approximately LRU, O(1) per operation).
+class BoundedCache(Generic[K, V]):
+    """Holds at most ``capacity`` entries; when full, the oldest-inserted eighth is dropped.
 
-    New and recently read entries go to the young generation; when it is full it becomes the
-    old generation and the previous old one is dropped. A hit in the old generation promotes
-    the entry. ``young.get`` may be called directly as the fast path of a hot lookup (falling
-    back to :meth:`get` on a miss). Reads take no lock: each step is one dict operation, atomic
-    under the GIL, and a racing rotation can only turn a hit into a miss.
+    Reads do not reorder entries (``entries.get`` is the whole fast path and may be called
+    directly); an entry that must stay fresh is put again with :meth:`refresh_many`. The tree
+    node cache needs nothing more: every commit inserts the nodes it rewrote (the hot top of the
+    tree) and discards the ones it replaced, so the cache holds live nodes, newest last.
+
+    Thread-safe under the GIL: every step is one dict operation or one C-level pass.
     """
 
     def __init__(self, capacity: int) -> None:
-        self._limit = max(1, capacity // 2)
-        self.enabled = capacity > 0
-        self.young: dict[K, V] = {}
-        self._old: dict[K, V] = {}
+        self.capacity = max(0, capacity)
+        self.entries: dict[K, V] = {}
 
     def get(self, key: K) -> V | None:
         """Return the cached value or None."""
-        value = self.young.get(key)
-        if value is None:
-            value = self._old.get(key)
-            if value is not None:
-                self.put(key, value)
-        return value
+        return self.entries.get(key)
 
     def put(self, key: K, value: V) -> None:
         """Cache ``value`` (not None) under ``key``."""
-        if not self.enabled:
-            return
-        young = self.young
-        young[key] = value
-        if len(young) >= self._limit:
-            self._old = young
-            self.young = {}
+        if self.capacity:
+            entries = self.entries
+            entries[key] = value
+            if len(entries) > self.capacity:
+                self._evict()
 
     def put_many(self, items: dict[K, V]) -> None:
-        """Cache every entry of ``items`` (values not None)."""
-        if not self.enabled:
-            return
-        young = self.young
-        young.update(items)
-        if len(young) >= self._limit:
-            self._old = young
-            self.young = {}
+        """Cache every entry of ``items`` (existing keys keep their age)."""
+        if self.capacity:
+            self.entries.update(items)
+            if len(self.entries) > self.capacity:
+                self._evict()
 
-    def discard(self, key: K) -> None:
-        """Forget ``key``."""
-        self.young.pop(key, None)
-        self._old.pop(key, None)
+    def refresh_many(self, items: dict[K, V]) -> None:
+        """Cache every entry of ``items`` as the newest."""
+        if self.capacity:
+            pop = self.entries.pop
+            for key in items:
+                pop(key, None)
+            self.put_many(items)
+
+    def discard_many(self, keys: list[K]) -> None:
+        """Forget every key of ``keys``."""
+        pop = self.entries.pop
+        for key in keys:
+            pop(key, None)
 
     def clear(self) -> None:
         """Forget everything."""
-        self.young = {}
-        self._old = {}
+        self.entries.clear()
+
+    def _evict(self) -> None:
+        entries = self.entries
+        excess = len(entries) - self.capacity + self.capacity // 8
+        pop = entries.pop
+        for key in list(islice(entries, max(excess, 0))):
+            pop(key, None)
 
     def __len__(self) -> int:
-        return len(self.young) + len(self._old)
+        return len(self.entries)

@@ -27,7 +27,7 @@ import threading
 from collections.abc import Callable, Iterator
 from operator import itemgetter
 
-from citychain.store.cache import GenerationalCache
+from citychain.store.cache import BoundedCache
 from citychain.store.errors import StaleWorkingSetError, StoreCorruptionError, StoreFormatError
 from citychain.store.tree import CHUNK_NODES, RECORD_SIZE, Node, decode_record, encode_chunks
 from citychain.store.versioned import CommitBatch, VersionedStoreBase, VersionRow
@@ -194,11 +194,11 @@ class SqliteStore(VersionedStoreBase):
         self.path = os.fspath(path)
         self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
                                      cached_statements=64)
-        self._nodes: GenerationalCache[int, Node] = GenerationalCache(node_cache_size)
-        self._chunks: GenerationalCache[int, bytes] = GenerationalCache(chunk_cache_size)
+        self._nodes: BoundedCache[int, Node] = BoundedCache(node_cache_size)
+        self._chunks: BoundedCache[int, bytes] = BoundedCache(chunk_cache_size)
         self._written_chunks: list[tuple[int, bytes]] = []
         self._checkpointer: _Checkpointer | None = None
-        self._values: GenerationalCache[bytes, tuple[bytes | None]] = GenerationalCache(
+        self._values: BoundedCache[bytes, tuple[bytes | None]] = BoundedCache(
             value_cache_size)
         try:
             self._configure(page_cache_mib)
@@ -239,9 +239,7 @@ class SqliteStore(VersionedStoreBase):
 
     # ------------------------------------------------------------------ primitives
     def _load_node(self, node_id: int) -> Node:
-        node = self._nodes.young.get(node_id)
-        if node is None:
-            node = self._nodes.get(node_id)
+        node = self._nodes.entries.get(node_id)
         if node is None:
             chunk, index = divmod(node_id, CHUNK_NODES)
             data = self._chunks.get(chunk)
@@ -258,7 +256,7 @@ class SqliteStore(VersionedStoreBase):
         return node
 
     def _node_lookup(self) -> Callable[[int], Node | None]:
-        return self._nodes.young.get  # stale after a rotation, which only costs misses
+        return self._nodes.entries.get
 
     def _read_node(self, node_id: int) -> Node:
         chunk, index = divmod(node_id, CHUNK_NODES)
@@ -386,7 +384,8 @@ class SqliteStore(VersionedStoreBase):
             raise
 
     def _after_commit(self, batch: CommitBatch) -> None:
-        self._values.put_many({key: (value,) for key, value in batch.changes})
+        self._values.refresh_many({key: (value,) for key, value in batch.changes})
+        self._nodes.discard_many(batch.replaced)  # keep the cache for nodes still in the tree
         self._nodes.put_many(dict(zip(map(itemgetter(1), batch.nodes), batch.nodes,
                                       strict=True)))
         self._chunks.put_many(dict(self._written_chunks))

@@ -120,6 +120,7 @@ class TreeUpdate:
         self.first_id = first_id
         self._next_id = first_id
         self.pending: list[Node] = []
+        self.replaced: list[int] = []  # ids of base-tree nodes the new tree no longer holds
         self._paths: list[int] = []
         self._keyhashes: list[bytes] = []
         self._valuehashes: list[bytes | None] = []
@@ -195,6 +196,7 @@ class TreeUpdate:
             right_hash, right_id = EMPTY_ROOT, 0
         else:
             right_hash, right_id = right[0], right[1]  # type: ignore[index]
+        self.replaced.append(node[1])
         # A subtree left with a single leaf is that leaf (it moves up, keeping its id).
         if not left_id:
             if not right_id:
@@ -223,9 +225,11 @@ class TreeUpdate:
             if paths[low] == leaf_path:
                 if valuehash is None:
                     self.effective[low] = 1
+                    self.replaced.append(leaf[1])
                     return None
                 if valuehash == leaf[2][33:65]:
                     return leaf
+                self.replaced.append(leaf[1])
                 return self._new_leaf(low)
             if valuehash is None:
                 return leaf  # deleting an absent key
@@ -245,11 +249,16 @@ class TreeUpdate:
                 placed = True
             if path == leaf_path:
                 placed = True
+                if valuehash == leaf[2][33:65]:
+                    out_paths.append(path)
+                    out_nodes.append(leaf)
+                    continue
+                self.replaced.append(leaf[1])
                 if valuehash is None:
                     self.effective[index] = 1
                     continue
                 out_paths.append(path)
-                out_nodes.append(leaf if valuehash == leaf[2][33:65] else self._new_leaf(index))
+                out_nodes.append(self._new_leaf(index))
                 continue
             if valuehash is not None:
                 out_paths.append(path)

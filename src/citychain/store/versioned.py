@@ -52,6 +52,7 @@ class CommitBatch:
     changes: list[tuple[bytes, bytes | None]]  # effective writes, sorted by key
     nodes: list[Node]  # new tree nodes, contiguous ids from version.first_node
     meta: list[tuple[str, bytes]]  # metadata entries whose value changed, sorted by name
+    replaced: list[int]  # ids of nodes of the previous tree this version no longer holds
 
 
 def compute_meta_digest(meta: dict[str, bytes]) -> bytes:
@@ -268,7 +269,8 @@ class VersionedStoreBase(ABC):
             root = computed.root
             row = VersionRow(height, computed.root_hash, root[1] if root is not None else 0,
                              working.first_node_id, len(nodes), compute_meta_digest(new_meta))
-            batch = CommitBatch(row, computed.effective_changes(), nodes, changed_meta)
+            batch = CommitBatch(row, computed.effective_changes(), nodes, changed_meta,
+                                computed.update.replaced)
             self._persist(batch)
             self._latest = row
             if not self._first_height:
