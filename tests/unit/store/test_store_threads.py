@@ -15,10 +15,16 @@ KEYS = [bytes([index]) * 2 for index in range(40)]
 HEIGHTS = 30
 
 
-@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+@pytest.mark.parametrize("kind", ["memory", "sqlite", "sqlite-tiny-caches"])
 def test_readers_see_one_height_while_commits_run(kind: str, tmp_path: Path) -> None:
-    store: VersionedStoreBase = MemoryStore() if kind == "memory" else SqliteStore(
-        tmp_path / "state.db")
+    store: VersionedStoreBase
+    if kind == "memory":
+        store = MemoryStore()
+    elif kind == "sqlite":
+        store = SqliteStore(tmp_path / "state.db")
+    else:  # caches far smaller than the state: evictions race with reads and commits
+        store = SqliteStore(tmp_path / "state.db", node_cache_size=16, chunk_cache_size=2,
+                            value_cache_size=8)
     working = store.begin()
     for key in KEYS:
         working.set(key, b"1")
