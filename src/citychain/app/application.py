@@ -24,6 +24,7 @@ from citychain.app.types import (
     ResponseInitChain,
     ResponseQuery,
     TxResult,
+    ValidatorUpdate,
 )
 from citychain.core import codec
 from citychain.core.context import BlockContext, TxContext
@@ -119,8 +120,11 @@ class Application:
                     module.init_genesis(working, ctx, app_state.get(module.name, {}))
             self._genesis = working
             self._check = working.branch()
-            return ResponseInitChain(app_hash=working.compute_root(),
-                                     validators=request.validators)
+            validators = request.validators
+            for module in self.modules:
+                if module.genesis_validators is not None:
+                    validators = module.genesis_validators(working)
+            return ResponseInitChain(app_hash=working.compute_root(), validators=validators)
 
     def export_genesis(self, height: int | None = None) -> dict[str, Any]:
         """Return every module's genesis section as of ``height`` (default: latest)."""
@@ -193,10 +197,17 @@ class Application:
                     branch = working.branch()
                     events.extend(module.end_block(branch, block))
                     branch.write()
+            updates: tuple[ValidatorUpdate, ...] = ()
+            for module in self.modules:
+                if module.validator_updates is not None:
+                    branch = working.branch()
+                    updates += module.validator_updates(branch, block)
+                    branch.write()
             self._deliver = working
             self._deliver_height = request.height
             return ResponseFinalizeBlock(tx_results=results, events=tuple(events),
-                                         app_hash=working.compute_root())
+                                         app_hash=working.compute_root(),
+                                         validator_updates=updates)
 
     def commit(self) -> ResponseCommit:
         """Persist the finalized block's state atomically and reset the check state."""

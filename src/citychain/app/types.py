@@ -11,14 +11,9 @@ from typing import Any
 
 from citychain.core.errors import ChainError
 from citychain.core.events import Event
+from citychain.core.module import ValidatorUpdate as ValidatorUpdate  # re-exported
 
 CODE_OK = 0
-
-
-@dataclass(frozen=True, slots=True)
-class ValidatorUpdate:
-    pubkey: bytes
-    power: int
 
 
 @dataclass(frozen=True, slots=True)

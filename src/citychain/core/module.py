@@ -24,13 +24,27 @@ GenesisExport = Callable[[ReadView], Any]
 EndBlock = Callable[[StateView, BlockContext], list[Event]]
 
 
+@dataclass(frozen=True, slots=True)
+class ValidatorUpdate:
+    """A change to the consensus validator set (ABCI ValidatorUpdate): power 0 removes."""
+
+    pubkey: bytes
+    power: int
+
+
+ValidatorUpdatesHook = Callable[[StateView, BlockContext], tuple[ValidatorUpdate, ...]]
+GenesisValidators = Callable[[ReadView], tuple[ValidatorUpdate, ...]]
+
+
 @dataclass(frozen=True)
 class Module:
     """A module's registration record.
 
     ``handlers`` maps message classes to handlers; ``queries`` maps a query name (the path is
     ``/<module>/<name>``) to a query function; ``provable_queries`` lists the queries that read
-    only by ``get`` and so can be proven key by key.
+    only by ``get`` and so can be proven key by key. ``validator_updates`` (called after every
+    module's ``end_block``) returns the block's changes to the consensus validator set, and
+    ``genesis_validators`` the set the chain starts with; at most one module provides them.
     """
 
     name: str
@@ -40,6 +54,8 @@ class Module:
     init_genesis: GenesisInit | None = None
     export_genesis: GenesisExport | None = None
     end_block: EndBlock | None = None
+    validator_updates: ValidatorUpdatesHook | None = None
+    genesis_validators: GenesisValidators | None = None
 
 
 @dataclass(frozen=True, slots=True)
