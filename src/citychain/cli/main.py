@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from citychain import __version__
-from citychain.cli import demo_cmd, init_cmd, keys, node_cmd, query, tx, verify_cmd
+from citychain.cli import demo_cmd, init_cmd, keys, node_cmd, query, testnet, tx, verify_cmd
 from citychain.cli.errors import EXIT_CODES
 from citychain.cli.group import CityGroup
 
@@ -56,3 +56,4 @@ app.add_typer(tx.build_app(), name="tx")
 app.add_typer(query.build_app(), name="query")
 app.command("verify")(verify_cmd.verify)
 app.command("demo")(demo_cmd.demo)
+app.add_typer(testnet.app, name="testnet")

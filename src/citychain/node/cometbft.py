@@ -10,6 +10,7 @@ its own process group so that nothing it spawns outlives it.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import re
@@ -175,8 +176,6 @@ def stop_group(pid: int, timeout: float = 20.0) -> bool:
         if not is_pid_alive(pid):
             break
         time.sleep(0.1)
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGKILL)  # stragglers of the group, or the leader itself
-    except ProcessLookupError:
-        pass
     return True
