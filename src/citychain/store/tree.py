@@ -42,29 +42,9 @@ def _no_hit(node_id: int) -> Node | None:
     return None
 
 
-def is_leaf(node: Node) -> bool:
-    """Return whether ``node`` is a leaf."""
-    return node[2][0] == 0
-
-
-def leaf_keyhash(node: Node) -> bytes:
-    """Return the key path of a leaf."""
-    return node[2][1:33]
-
-
-def leaf_valuehash(node: Node) -> bytes:
-    """Return the value hash of a leaf."""
-    return node[2][33:65]
-
-
 def chunk_end(node_id: int) -> int:
     """Return the first chunk-aligned id at or after ``node_id``."""
     return -(-node_id // CHUNK_NODES) * CHUNK_NODES
-
-
-def encode_record(node: Node) -> bytes:
-    """Return the fixed-size stored record of ``node``."""
-    return node[2] + _PAIR.pack(node[3], node[4])
 
 
 def decode_record(node_id: int, record: bytes) -> Node:
@@ -93,11 +73,6 @@ def encode_chunks(nodes: list[Node]) -> list[tuple[int, bytes]]:
         rows.append((first_chunk + offset // CHUNK_NODES,
                      b"".join([node[2] + pack(node[3], node[4]) for node in part])))
     return rows
-
-
-def path_of(keyhash: bytes) -> int:
-    """Return a key path as an integer (bit 0 is the most significant)."""
-    return int.from_bytes(keyhash, "big")
 
 
 class TreeUpdate:

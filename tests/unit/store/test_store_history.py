@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,10 +25,11 @@ from citychain.testing.state import DictState
 
 
 @pytest.fixture(params=["memory", "sqlite"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> VersionedStoreBase:
-    if request.param == "memory":
-        return MemoryStore()
-    return SqliteStore(tmp_path / "state.db")
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[VersionedStoreBase]:
+    opened: VersionedStoreBase = (MemoryStore() if request.param == "memory"
+                                  else SqliteStore(tmp_path / "state.db"))
+    yield opened
+    opened.close()
 
 
 def commit_writes(store: VersionedStoreBase, height: int,
