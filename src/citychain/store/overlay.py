@@ -181,6 +181,8 @@ class WorkingState:
 
     # ------------------------------------------------------------------ StateView
     def get(self, key: bytes) -> bytes | None:
+        """Return the pending or base value of ``key`` (None: absent). Raises
+        StoreCorruptionError if the base version's stored data is damaged."""
         value = self._writes.get(key, _MISSING)
         if value is _MISSING:
             return self._base_get(key)
@@ -206,6 +208,8 @@ class WorkingState:
         self._computed = None
 
     def iterate(self, start: bytes, end: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
+        """Yield (key, value) for start <= key < end, pending writes merged over the base,
+        ascending. Writes made while iterating are not seen by that iteration."""
         writes = self._writes
         if not writes:
             return self._base.iterate(start, end)

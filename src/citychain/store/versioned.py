@@ -93,6 +93,8 @@ class HeightView:
         return self._store._get_at(key, self.height)
 
     def iterate(self, start: bytes, end: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
+        """Yield (key, value) for start <= key < end at this height, ascending. Raises
+        StoreCorruptionError if the stored history is damaged."""
         return self._store._iterate_at(start, end, self.height)
 
 
@@ -341,7 +343,10 @@ class VersionedStoreBase(ABC):
         stored writes of every height against the difference between consecutive trees, the
         latest key/values against the latest tree's leaves, metadata digests, and the storage
         itself. ``progress(done, total)`` is called as heights are checked. Commits wait while
-        the audit runs; run it on a stopped node.
+        the audit runs; run it on a stopped node. Damage is reported, never raised.
+
+        Raises:
+            StoreClosedError: the store was closed.
         """
         from citychain.store.audit import audit_store
 
