@@ -9,7 +9,9 @@ and exits 1 with one line naming which one stopped, its exit code and, for Comet
 found in its log (a wrong app hash at height H, for instance). Nothing is restarted
 automatically: a restart is a new supervisor, and CometBFT's handshake then replays into the
 application whatever blocks it misses. SIGTERM or SIGINT stop CometBFT first, then the
-application, and exit 0.
+application, and exit 0. CometBFT v0.38 does not exit after a consensus failure (a wrong app
+hash, say): it stops consensus and keeps serving RPC, so the supervisor watches its log for
+``CONSENSUS FAILURE`` and stops both processes then too.
 
 Layout of a validator directory (written by ``citychain testnet init``)::
 
@@ -96,13 +98,41 @@ def cometbft_failure_reason(log_path: Path) -> str:
         last = wrong[-1]
         heights = re.findall(r"height=(\d+)", text[max(0, last.start() - 4000):last.end() + 400])
         where = f" at height {heights[-1]}" if heights else ""
-        return (f"app hash mismatch{where}: the network's block says {last.group(1)}, "
-                f"this node's application computed {last.group(2)}")
+        return (f"app hash mismatch{where}: the block's header carries {last.group(1)}, "
+                f"this node's application computed {last.group(2)} for the block before")
     for pattern in (r"(panic: .+)", r"(ERROR: .+)", r"(error .*ABCI.*)", r"(E\[.+)"):
         found = re.findall(pattern, text)
         if found:
             return str(found[-1])[:400]
     return ""
+
+
+class LogWatcher:
+    """Reads what CometBFT appends to its log, looking for a consensus failure.
+
+    After ``CONSENSUS FAILURE!!!`` (for instance a block whose app hash differs from what this
+    node's application computed) CometBFT v0.38 stops its consensus routine but keeps the
+    process, and so its RPC, alive: the supervisor treats that line as the node stopping.
+    """
+
+    MARK = b"CONSENSUS FAILURE!!!"
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = path.stat().st_size if path.exists() else 0
+        self._carry = b""
+
+    def consensus_failed(self) -> bool:
+        try:
+            with self.path.open("rb") as handle:
+                handle.seek(self.offset)
+                data = handle.read()
+        except OSError:
+            return False
+        self.offset += len(data)
+        window = self._carry + data
+        self._carry = window[-len(self.MARK):]
+        return self.MARK in window
 
 
 class Supervisor:
@@ -155,6 +185,7 @@ class Supervisor:
                          f"was ready; see {self.node.log_dir / 'app.log'}")
                 return 1
             self.say(f"application ready on {self.settings['proxy_app']} (pid {self.app.pid})")
+            watcher = LogWatcher(self.node.log_dir / "cometbft.log")
             self.cometbft = start_cometbft(self.node.cometbft_home,
                                            self.node.log_dir / "cometbft.log")
             self.node.pid_path("cometbft").write_text(f"{self.cometbft.pid}\n")
@@ -165,6 +196,15 @@ class Supervisor:
                     self.say(f"the application (pid {self.app.pid}) exited with code "
                              f"{self.app.returncode}; stopping CometBFT")
                     stop_process(self.cometbft)
+                    return 1
+                if watcher.consensus_failed():
+                    reason = cometbft_failure_reason(self.node.log_dir / "cometbft.log")
+                    self.say(f"CometBFT (pid {self.cometbft.pid}) reported a consensus failure"
+                             + (f": {reason}" if reason else "")
+                             + "; stopping CometBFT and the application")
+                    code = stop_process(self.cometbft)
+                    self.say(f"CometBFT exited with code {code}")
+                    stop_process(self.app)
                     return 1
                 if self.cometbft.poll() is not None:
                     reason = cometbft_failure_reason(self.node.log_dir / "cometbft.log")

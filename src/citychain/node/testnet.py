@@ -100,6 +100,8 @@ class NodeInfo:
 class Testnet:
     """A testnet directory and its manifest."""
 
+    __test__ = False  # not a pytest test class
+
     root: Path
     chain_id: str
     nodes: tuple[NodeInfo, ...]
@@ -150,6 +152,10 @@ class GenesisAccount:
 
 @dataclass
 class TestnetOptions:
+    """What ``init_testnet`` creates: validators, chain id, ports, extra genesis accounts and
+    consensus settings (``[consensus]`` keys of config.toml)."""
+
+    __test__ = False  # not a pytest test class
     validators: int = 4
     chain_id: str = DEFAULT_CHAIN_ID
     base_port: int | None = None
