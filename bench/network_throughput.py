@@ -217,12 +217,14 @@ def main() -> int:
         options = TestnetOptions(validators=args.validators, chain_id=CHAIN_ID, accounts=accounts)
         with tempfile.TemporaryDirectory(prefix="citychain-bench-") as scratch:
             city = with_testnet(Path(scratch) / "city", options,
-                                partial(run_load, queues=queues, timeout=args.timeout), kvstore=False)
+                                partial(run_load, queues=queues, timeout=args.timeout),
+                                kvstore=False)
             city.name = f"citychain ({size + len(senders)} ids)"
             kv_queues = [[f"k{i}-{j}=".encode().ljust(len(raw), b"v") for j, raw in enumerate(q)]
                          for i, q in enumerate(queues)]
             kv = with_testnet(Path(scratch) / "kv", options,
-                              partial(run_load, queues=kv_queues, timeout=args.timeout), kvstore=True)
+                              partial(run_load, queues=kv_queues, timeout=args.timeout),
+                              kvstore=True)
             kv.name = "kvstore (same sizes)"
         print(city.line())
         print(kv.line())
