@@ -19,8 +19,9 @@ def default_modules() -> list[Module]:
     """The modules of this release, in execution order (never discovered: order is consensus)."""
     from citychain.modules.bank.module import MODULE as BANK
     from citychain.modules.identity.module import MODULE as IDENTITY
+    from citychain.modules.validators.module import MODULE as VALIDATORS
 
-    return [IDENTITY, BANK]
+    return [IDENTITY, BANK, VALIDATORS]
 
 
 def build_app(store: VersionedStore) -> Application:

@@ -1,0 +1,1 @@
+"""The validators module: the consensus validator set, governed by the validator organisations."""
