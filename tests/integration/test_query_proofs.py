@@ -103,6 +103,9 @@ def provable_cases(cast: Cast) -> dict[str, list[dict[str, Any]]]:
                           {"did": alice.did, "denom": "nosuchcoin"}],
         "/bank/supply": [{"denom": DENOM}, {"denom": "nosuchcoin"}],
         "/bank/params": [{}],
+        "/validators/validator": [{"pubkey": cast.node.public_key.hex()}],
+        "/validators/proposal": [{"id": 1}],
+        "/validators/params": [{}],
     }
 
 
