@@ -621,7 +621,10 @@ class TrustedBlock:
         chain_id = genesis.get("chain_id")
         if not isinstance(chain_id, str) or not chain_id:
             raise MalformedAnswerError("the genesis document has no chain id")
-        initial = int(genesis.get("initial_height") or 1)
+        try:
+            initial = int(genesis.get("initial_height") or 0) or 1  # "0" means 1, as in CometBFT
+        except (TypeError, ValueError):
+            raise MalformedAnswerError("the genesis initial_height is not an integer") from None
         return cls(chain_id, initial - 1, None, validator_set_from_genesis(genesis))
 
 
