@@ -7,13 +7,32 @@ message classes and pure query functions; no business rules live here.
 from __future__ import annotations
 
 import base64
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from citychain.app.genesis import Genesis
-from citychain.cli.common import open_client, resolve_home
-from citychain.cli.errors import CliError, UsageFailure, VerificationFailed, rejected
+from citychain.cli.common import resolve_home, resolve_node_url
+from citychain.cli.errors import (
+    CliError,
+    NodeUnreachable,
+    UsageFailure,
+    VerificationFailed,
+    rejected,
+)
+from citychain.client.cometbft import (
+    Header,
+    LightClient,
+    LightVerificationError,
+    MalformedAnswerError,
+    RpcHeaderSource,
+    TrustedBlock,
+)
+from citychain.client.cometbft_rpc import CometRpcClient, open_node, signing_power
+from citychain.client.network import NetworkClient, NotVerifiableError, QueryRefusedError
 from citychain.client.rpc import NodeClient, QueryAnswer
 from citychain.client.verify import (
     VerificationError,
@@ -38,23 +57,32 @@ from citychain.node.keyring import Keyring
 
 STORE_KEY_PATH = "/store/key"
 ACCOUNT_PATH = "/identity/account"
+TESTNET_GENESIS = Path("cometbft") / "config" / "genesis.json"
+"""Where a testnet node directory (``net/nodeI``) keeps the network's CometBFT genesis."""
 
 
 # ------------------------------------------------------------------------------ context
 class Session:
     """One command's view of the world: the home (keys, trusted genesis) and a node client."""
 
-    def __init__(self, home: Path | None, node: str | None) -> None:
+    def __init__(self, home: Path | None, node: str | None,
+                 genesis: Path | None = None) -> None:
         self.home = resolve_home(home)
         self._node = node
         self._home_arg = home
+        self._genesis = genesis
         self._client: NodeClient | None = None
 
     @property
     def client(self) -> NodeClient:
+        """The node's client, speaking CometBFT's RPC shape when the node is CometBFT."""
         if self._client is None:
-            self._client = open_client(self._node, self._home_arg)
+            self._client = open_node(resolve_node_url(self._node, self._home_arg))
         return self._client
+
+    @property
+    def is_cometbft(self) -> bool:
+        return isinstance(self.client, CometRpcClient)
 
     def close(self) -> None:
         if self._client is not None:
@@ -93,17 +121,98 @@ class Session:
         Raises:
             UsageFailure: no genesis.json in the home and --trust-node not given.
         """
-        genesis = self.home_genesis()
-        source = str(self.home.genesis_path)
+        if self._genesis is not None:
+            genesis: Genesis | None = Genesis.from_json(_read_text(self._genesis))
+            source = str(self._genesis)
+        else:
+            genesis = self.home_genesis()
+            source = str(self.home.genesis_path)
         if genesis is None:
             if not trust_node:
                 raise UsageFailure(
                     f"--prove needs trusted validator keys: {self.home.genesis_path} does not "
-                    "exist; pass --home with the chain's genesis.json, or --trust-node to "
-                    "trust the node's own genesis")
+                    "exist; pass --genesis FILE or --home with the chain's genesis.json, or "
+                    "--trust-node to trust the node's own genesis")
             genesis = Genesis.from_json_value(self.client.genesis())
             source = f"the genesis served by {self.client.url}"
         return Trust(genesis.chain_id, {v.pubkey: v.name for v in genesis.validators}, source)
+
+    def network_genesis(self, trust_node: bool) -> tuple[dict[str, Any], str]:
+        """The CometBFT genesis to trust, and where it came from: ``--genesis FILE``, else the
+        home's ``cometbft/config/genesis.json`` (a testnet node directory), else (only with
+        --trust-node) the node's own.
+
+        Raises:
+            UsageFailure: none of these, or the file is not JSON.
+        """
+        if self._genesis is not None:
+            path: Path | None = self._genesis
+        elif (self.home.root / TESTNET_GENESIS).exists():
+            path = self.home.root / TESTNET_GENESIS
+        else:
+            path = None
+        if path is not None:
+            try:
+                value = json.loads(_read_text(path))
+            except json.JSONDecodeError as exc:
+                raise UsageFailure(f"{path} is not JSON: {exc}") from None
+            if not isinstance(value, dict):
+                raise UsageFailure(f"{path} is not a CometBFT genesis document")
+            return value, str(path)
+        if not trust_node:
+            raise UsageFailure(
+                f"--prove against a CometBFT node needs the network's genesis.json: pass "
+                f"--genesis FILE, or --home a testnet node directory (with {TESTNET_GENESIS}), "
+                "or --trust-node to trust the node's own genesis")
+        return self.client.genesis(), f"the genesis served by {self.client.url}"
+
+    def network(self, trust_node: bool) -> tuple[NetworkClient, str]:
+        """A light client of this CometBFT node trusting :meth:`network_genesis`.
+
+        Raises:
+            UsageFailure: no genesis to trust.
+            CliError: the genesis has no chain id or validators.
+        """
+        genesis, source = self.network_genesis(trust_node)
+        try:
+            trusted = TrustedBlock.genesis(genesis)
+        except MalformedAnswerError as exc:
+            raise CliError(f"{source} is not a usable CometBFT genesis: {exc}") from None
+        light = LightClient(RpcHeaderSource(self.client), trusted)
+        return NetworkClient(self.client, light, default_modules()), source
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError as exc:
+        raise UsageFailure(f"cannot read {path}: {exc.strerror}") from None
+
+
+@contextmanager
+def _network_failures() -> Iterator[None]:
+    """Turn what NetworkClient raises into the CLI's one-line errors."""
+    try:
+        yield
+    except QueryRefusedError as exc:
+        raise rejected({"code": exc.code, "codespace": exc.codespace, "log": exc.log}) from None
+    except NotVerifiableError as exc:
+        raise UsageFailure(f"{exc}; cannot verify") from None
+    except LightVerificationError as exc:
+        raise VerificationFailed(f"verification failed ({exc.reason}): {exc}") from None
+    except TimeoutError as exc:
+        raise NodeUnreachable(f"the node did not answer in time: {exc}") from None
+
+
+def network_line(network: NetworkClient, header: Header, source: str, proof: str = "proof",
+                 root: str = "app hash") -> str:
+    """``verified: <proof> checked against <root> <hex> of header <h> signed by validators
+    holding <p> of <total> voting power (trusted from <source>)``."""
+    signed, total = signing_power(network.light, header)
+    root_hash = header.data_hash if root == "data hash" else header.app_hash
+    return (f"verified: {proof} checked against {root} {root_hash.hex()} of header "
+            f"{header.height} signed by validators holding {signed} of {total} voting power "
+            f"(trusted from {source})")
 
 
 @dataclass(frozen=True)
@@ -297,8 +406,9 @@ def registry(modules: list[Module] | None = None) -> MessageRegistry:
 
 
 def show_tx(home: Path | None, node: str | None, hash_hex: str, *, prove: bool,
-            trust_node: bool) -> ShownTx:
-    """Fetch a committed tx; with ``prove`` verify its inclusion against the signed header.
+            trust_node: bool, genesis: Path | None = None) -> ShownTx:
+    """Fetch a committed tx; with ``prove`` verify its inclusion against the signed header
+    (against the data hash of a CometBFT header, and its result code against the next one).
 
     Raises:
         UsageFailure: the hash is not 64 hex characters.
@@ -307,7 +417,9 @@ def show_tx(home: Path | None, node: str | None, hash_hex: str, *, prove: bool,
     wanted = hash_hex.lower()
     if len(wanted) != 64 or wanted.strip("0123456789abcdef"):
         raise UsageFailure(f"a tx hash is 64 hex characters, got {hash_hex!r}")
-    with Session(home, node) as session:
+    with Session(home, node, genesis) as session:
+        if session.is_cometbft:
+            return _show_network_tx(session, wanted, prove=prove, trust_node=trust_node)
         trust = session.trust(trust_node) if prove else None
         answer = session.client.tx(wanted, prove=prove)
         raw = base64.b64decode(answer["tx"])
@@ -332,6 +444,28 @@ def show_tx(home: Path | None, node: str | None, hash_hex: str, *, prove: bool,
         tx = decode_tx(raw, registry())
         return ShownTx(wanted, height, int(answer["index"]), tx.body, answer["tx_result"],
                        verification)
+
+
+def _show_network_tx(session: Session, wanted: str, *, prove: bool,
+                     trust_node: bool) -> ShownTx:
+    network, source = session.network(trust_node) if prove else (None, "")
+    answer = session.client.tx(wanted)
+    raw = base64.b64decode(answer["tx"])
+    if tx_hash(raw).hex() != wanted:
+        raise VerificationFailed(f"the node returned a tx whose hash is {tx_hash(raw).hex()}")
+    height, index, verification = int(answer["height"]), int(answer["index"]), None
+    if network is not None:
+        with _network_failures():
+            proven = network.verify_tx(wanted)
+            if proven.code != answer["tx_result"]["code"]:
+                raise VerificationFailed(f"the node claimed result code "
+                                         f"{answer['tx_result']['code']}, block "
+                                         f"{proven.height + 1} commits {proven.code}")
+            raw, height, index = proven.raw, proven.height, proven.index
+            verification = network_line(network, proven.header, source, "inclusion proof",
+                                        "data hash")
+    tx = decode_tx(raw, registry())
+    return ShownTx(wanted, height, index, tx.body, answer["tx_result"], verification)
 
 
 # ------------------------------------------------------------------------------ queries
@@ -378,14 +512,21 @@ def _signed_reads(answer: QueryAnswer, trust: Trust, height: int) -> SignedHeade
 
 
 def query(home: Path | None, node: str | None, path: str, params: dict[str, Any], *,
-          height: int = 0, prove: bool = False, trust_node: bool = False) -> QueryOutcome:
+          height: int = 0, prove: bool = False, trust_node: bool = False,
+          genesis: Path | None = None) -> QueryOutcome:
     """Run ``path`` with ``params``; with ``prove`` re-run it over proven reads and compare.
 
     Raises:
         CliError: the node refused the query.
         VerificationFailed: a proof, the header or the recomputed answer does not match.
     """
-    with Session(home, node) as session:
+    with Session(home, node, genesis) as session:
+        if prove and session.is_cometbft:
+            network, source = session.network(trust_node)
+            with _network_failures():
+                verified = network.verify_query(path, params, height)
+                return QueryOutcome(path, params, verified.height, verified.value,
+                                    network_line(network, verified.header, source))
         trust = session.trust(trust_node) if prove else None
         answer = session.client.query(path, params, height=height, prove=prove)
         if not answer.ok:
@@ -406,9 +547,17 @@ def query(home: Path | None, node: str | None, path: str, params: dict[str, Any]
 
 
 def query_key(home: Path | None, node: str | None, key: bytes, *, height: int = 0,
-              prove: bool = False, trust_node: bool = False) -> QueryOutcome:
+              prove: bool = False, trust_node: bool = False,
+              genesis: Path | None = None) -> QueryOutcome:
     """Read one raw store key; with ``prove`` check its (non-)membership proof."""
-    with Session(home, node) as session:
+    with Session(home, node, genesis) as session:
+        if prove and session.is_cometbft:
+            network, source = session.network(trust_node)
+            with _network_failures():
+                verified = network.verify_key(key, height)
+                return QueryOutcome(STORE_KEY_PATH, verified.params, verified.height,
+                                    verified.value, network_line(network, verified.header,
+                                                                 source))
         trust = session.trust(trust_node) if prove else None
         answer = session.client.query(STORE_KEY_PATH, height=height, prove=prove, raw_data=key)
         if not answer.ok:

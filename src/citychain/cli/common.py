@@ -27,6 +27,12 @@ NodeOption = Annotated[str | None, typer.Option(
     help="RPC URL of the node. Default: $CITYCHAIN_NODE, else the address in the home's "
          f"config.toml, else {DEFAULT_NODE}.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+GenesisOption = Annotated[Path | None, typer.Option(
+    "--genesis", metavar="FILE", show_default=False,
+    help="With --prove: the genesis whose validators to trust. For a CometBFT node, its "
+         "genesis.json (default: HOME/cometbft/config/genesis.json when --home is a testnet "
+         "node directory); for the solo node, a citychain genesis.json (default: "
+         "HOME/genesis.json).")]
 
 
 def stderr_console() -> Console:

@@ -15,7 +15,15 @@ from typing import Annotated, Any
 import typer
 
 from citychain.cli import chain
-from citychain.cli.common import HomeOption, JsonOption, NodeOption, echo, parse_hex, print_json
+from citychain.cli.common import (
+    GenesisOption,
+    HomeOption,
+    JsonOption,
+    NodeOption,
+    echo,
+    parse_hex,
+    print_json,
+)
 from citychain.cli.errors import UsageFailure
 from citychain.core.crypto import address_from_did, is_address
 from citychain.core.module import Module
@@ -23,11 +31,12 @@ from citychain.node.assemble import default_modules
 
 ProveOption = Annotated[bool, typer.Option(
     "--prove", help="Verify the answer: check every read's Merkle proof against the app hash of "
-                    "a header signed by a validator trusted from genesis, and re-run the query "
-                    "over the proven reads. Exit code 4 if anything does not match.")]
+                    "a header signed by validators trusted from genesis (on a CometBFT node: "
+                    "by more than 2/3 of their voting power), and re-run the query over the "
+                    "proven reads. Exit code 4 if anything does not match.")]
 TrustNodeOption = Annotated[bool, typer.Option(
-    "--trust-node", help="With --prove and no genesis.json in the home: take the trusted "
-                         "validators from the node's own genesis (weaker).")]
+    "--trust-node", help="With --prove and no trusted genesis (--genesis, or the home's): take "
+                         "the trusted validators from the node's own genesis (weaker).")]
 HeightOption = Annotated[int, typer.Option(
     "--height", min=0, help="Committed height to read at (0: the latest).")]
 ParamOption = Annotated[list[str] | None, typer.Option(
@@ -105,9 +114,10 @@ def report(outcome: chain.QueryOutcome, as_json: bool) -> None:
 
 
 def run_query(path: str, params: dict[str, Any], *, home: Path | None, node: str | None,
-              height: int, prove: bool, trust_node: bool, as_json: bool) -> None:
+              height: int, prove: bool, trust_node: bool, as_json: bool,
+              genesis: Path | None = None) -> None:
     report(chain.query(home, node, path, params, height=height, prove=prove,
-                       trust_node=trust_node), as_json)
+                       trust_node=trust_node, genesis=genesis), as_json)
 
 
 def make_query_command(path: str, handler: Callable[..., Any],
@@ -117,12 +127,13 @@ def make_query_command(path: str, handler: Callable[..., Any],
         height: HeightOption = 0,
         prove: ProveOption = False,
         trust_node: TrustNodeOption = False,
+        genesis: GenesisOption = None,
         home: HomeOption = None,
         node: NodeOption = None,
         as_json: JsonOption = False,
     ) -> None:
         run_query(path, parse_params(param), home=home, node=node, height=height, prove=prove,
-                  trust_node=trust_node, as_json=as_json)
+                  trust_node=trust_node, as_json=as_json, genesis=genesis)
 
     doc = inspect.cleandoc(handler.__doc__ or path)
     note = "" if provable else ("\n\nThis query reads a range, so it cannot be used with "
@@ -137,13 +148,15 @@ def account(
     height: HeightOption = 0,
     prove: ProveOption = False,
     trust_node: TrustNodeOption = False,
+    genesis: GenesisOption = None,
     home: HomeOption = None,
     node: NodeOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Show an identity: DID, key, sequence, roles and status."""
     run_query(chain.ACCOUNT_PATH, account_params(reference), home=home, node=node,
-              height=height, prove=prove, trust_node=trust_node, as_json=as_json)
+              height=height, prove=prove, trust_node=trust_node, as_json=as_json,
+              genesis=genesis)
 
 
 def balance(
@@ -153,13 +166,15 @@ def balance(
     height: HeightOption = 0,
     prove: ProveOption = False,
     trust_node: TrustNodeOption = False,
+    genesis: GenesisOption = None,
     home: HomeOption = None,
     node: NodeOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Show an account's balance in one denomination (in its smallest unit)."""
     run_query("/bank/balance", {**account_params(reference), "denom": denom}, home=home,
-              node=node, height=height, prove=prove, trust_node=trust_node, as_json=as_json)
+              node=node, height=height, prove=prove, trust_node=trust_node, as_json=as_json,
+              genesis=genesis)
 
 
 def key(
@@ -167,6 +182,7 @@ def key(
     height: HeightOption = 0,
     prove: ProveOption = False,
     trust_node: TrustNodeOption = False,
+    genesis: GenesisOption = None,
     home: HomeOption = None,
     node: NodeOption = None,
     as_json: JsonOption = False,
@@ -174,7 +190,7 @@ def key(
     """Read one raw store key (the value is printed in hex); with --prove, check its
     membership or non-membership proof."""
     outcome = chain.query_key(home, node, parse_hex(key_hex, "HEX"), height=height,
-                              prove=prove, trust_node=trust_node)
+                              prove=prove, trust_node=trust_node, genesis=genesis)
     report(outcome, as_json)
 
 

@@ -17,7 +17,15 @@ from typing import Annotated, Any
 import typer
 
 from citychain.cli import chain
-from citychain.cli.common import HomeOption, JsonOption, NodeOption, echo, parse_hex, print_json
+from citychain.cli.common import (
+    GenesisOption,
+    HomeOption,
+    JsonOption,
+    NodeOption,
+    echo,
+    parse_hex,
+    print_json,
+)
 from citychain.core.messages import Msg
 from citychain.core.module import Module
 from citychain.modules.identity.api import ROLES
@@ -224,16 +232,21 @@ def show(
     tx_hash: Annotated[str, typer.Argument(metavar="HASH", help="The tx hash (hex).")],
     prove: Annotated[bool, typer.Option(
         "--prove", help="Verify the tx's inclusion proof against the block header, signed by "
-                        "a validator trusted from genesis.")] = False,
+                        "validators trusted from genesis (on a CometBFT node: by more than 2/3 "
+                        "of their voting power, and the result code against the next "
+                        "header). Exit code 4 if anything does not match.")] = False,
     trust_node: Annotated[bool, typer.Option(
-        "--trust-node", help="With --prove and no genesis.json in the home: take the trusted "
-                             "validators from the node's own genesis.")] = False,
+        "--trust-node", help="With --prove and no trusted genesis (--genesis, or the home's): "
+                             "take the trusted validators from the node's own genesis "
+                             "(weaker).")] = False,
+    genesis: GenesisOption = None,
     home: HomeOption = None,
     node: NodeOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Show a committed tx: height, position, messages, result and events."""
-    shown = chain.show_tx(home, node, tx_hash, prove=prove, trust_node=trust_node)
+    shown = chain.show_tx(home, node, tx_hash, prove=prove, trust_node=trust_node,
+                          genesis=genesis)
     if as_json:
         print_json(shown.to_value())
     else:
