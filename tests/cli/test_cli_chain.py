@@ -156,6 +156,20 @@ def test_prove_needs_a_trusted_genesis(live_city: City, tmp_path: Path) -> None:
     assert "verified:" in trusted.stdout
 
 
+def test_prove_with_a_genesis_file(live_city: City, tmp_path: Path) -> None:
+    result = cli("query", "balance", live_city.did("alice"), "ucity", "--prove", "--home",
+                 tmp_path / "stranger", "--node", live_city.url, "--genesis",
+                 live_city.home / "genesis.json")
+    assert result.exit_code == 0, result.stderr
+    assert "verified:" in result.stdout
+    other = tmp_path / "other"
+    assert cli("init", "--home", other, "--chain-id", "test-city").exit_code == 0
+    refused = cli("query", "balance", live_city.did("alice"), "ucity", "--prove", "--home",
+                  live_city.home, "--node", live_city.url, "--genesis", other / "genesis.json")
+    assert refused.exit_code == 4
+    assert "not signed by a trusted validator" in one_error_line(refused)
+
+
 def test_invalid_proof_against_other_validators_exits_4(live_city: City, tmp_path: Path) -> None:
     other = tmp_path / "other"
     assert cli("init", "--home", other, "--chain-id", "test-city").exit_code == 0

@@ -58,7 +58,8 @@ class Network:
 
 @pytest.fixture(scope="module")
 def network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
-    """One validator running the application; Alice sends Bob 250 ucity through the CLI."""
+    """One validator running the application; Alice sends Bob 250 ucity through the CLI.
+    ``node0/validator.json`` names the node's RPC port, as in a testnet node directory."""
     tmp = tmp_path_factory.mktemp("cli-network")
     home = tmp / "node0"
     app_process = harness.AppProcess(tmp / "state.db", tmp / "app.log")
@@ -69,6 +70,8 @@ def network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
         node.start()
         node.wait_for_height(1)
         Keyring(home / "keyring").create("alice", harness.ALICE)
+        (home / "validator.json").write_text(json.dumps({"name": "node0",
+                                                         "rpc_port": node.rpc_port}))
         url = f"http://127.0.0.1:{node.rpc_port}"
         sent = cli("tx", "bank", "transfer", "--from", "alice", "--to", BOB.did,
                    "--denom", DENOM, "--amount", 250, "--home", home, "--node", url)
@@ -112,6 +115,13 @@ def test_proven_balance_from_the_testnet_home(network: Network) -> None:
     assert re.fullmatch(r"verified: proof checked against app hash [0-9a-f]{64} of header \d+ "
                         r"signed by validators holding 10 of 10 voting power \(trusted from "
                         rf"{re.escape(str(network.genesis_path))}\)", line), line
+
+
+def test_the_testnet_home_alone_names_node_key_and_genesis(network: Network) -> None:
+    """--home node0 without --node: the RPC port comes from validator.json."""
+    result = cli("query", "balance", BOB.did, DENOM, "--prove", "--home", network.home)
+    assert result.exit_code == 0, result.stderr
+    assert "verified: proof checked against app hash" in result.stdout
 
 
 def test_proven_module_query_and_key_with_genesis_file(network: Network) -> None:

@@ -14,6 +14,7 @@ from citychain.cli.errors import UsageFailure
 from citychain.client.rpc import NodeClient
 from citychain.node.home import Home
 from citychain.node.keyring import Keyring
+from citychain.node.supervisor import ValidatorDir
 
 DEFAULT_HOME = Path.home() / ".citychain"
 DEFAULT_NODE = "http://127.0.0.1:26657"
@@ -25,7 +26,8 @@ HomeOption = Annotated[Path | None, typer.Option(
 NodeOption = Annotated[str | None, typer.Option(
     "--node", envvar="CITYCHAIN_NODE", show_default=False,
     help="RPC URL of the node. Default: $CITYCHAIN_NODE, else the address in the home's "
-         f"config.toml, else {DEFAULT_NODE}.")]
+         "config.toml, else the RPC port in validator.json (a testnet node directory), else "
+         f"{DEFAULT_NODE}.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 GenesisOption = Annotated[Path | None, typer.Option(
     "--genesis", metavar="FILE", show_default=False,
@@ -54,13 +56,20 @@ def keyring_of(home: Path | None) -> Keyring:
 
 
 def resolve_node_url(node: str | None, home: Path | None) -> str:
-    """The --node URL, else the RPC address of the home's config.toml, else the default."""
+    """The --node URL, else the RPC address of the home's config.toml, else the RPC port in
+    validator.json when the home is a testnet node directory, else the default."""
     if node:
         return node if "://" in node else f"http://{node}"
     root = resolve_home(home)
     if root.config_path.exists():
         config = root.config()
         return f"http://{config.rpc_host}:{config.rpc_port}"
+    validator = ValidatorDir(root.root)
+    if validator.settings_path.exists():
+        try:
+            return f"http://127.0.0.1:{int(validator.settings()['rpc_port'])}"
+        except (OSError, ValueError, KeyError, TypeError):
+            raise UsageFailure(f"{validator.settings_path} names no RPC port") from None
     return DEFAULT_NODE
 
 
