@@ -1,4 +1,4 @@
-"""`citychain node start`: run the solo node and its RPC server until Ctrl-C or SIGTERM."""
+"""`citychain node start`: run a solo node, or one validator of a CometBFT network."""
 
 from __future__ import annotations
 
@@ -12,10 +12,11 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from citychain.cli.common import HomeOption, echo, resolve_home, stderr_console
-from citychain.cli.errors import CliError
+from citychain.cli.errors import CliError, UsageFailure
 from citychain.consensus.solo.node import BlockStats, SoloNode
 from citychain.consensus.solo.rpc import RpcServer
 from citychain.node.assemble import open_solo
+from citychain.node.supervisor import Supervisor, ValidatorDir
 
 app = typer.Typer(help="Run a node.", no_args_is_help=True)
 
@@ -54,12 +55,27 @@ def start(
     quiet: Annotated[bool, typer.Option("--quiet", "-q",
                                         help="Do not print a line per block.")] = False,
 ) -> None:
-    """Start the solo node of a home: replay if needed, produce blocks, serve JSON-RPC.
+    """Start the node of a home, until Ctrl-C or SIGTERM.
 
-    Stops cleanly on Ctrl-C or SIGTERM: the block in progress is finished and committed,
-    then the stores are closed.
+    A solo home (from `citychain init`): replay if needed, produce blocks, serve JSON-RPC; the
+    block in progress is finished and committed, then the stores are closed.
+
+    A validator directory of a CometBFT network (it holds validator.json, e.g. net/node0 from
+    `citychain testnet init`): run that organisation's application and its CometBFT under one
+    supervisor; if either stops, both stop and the reason is printed (ports come from
+    validator.json, so --rpc-port and --block-interval do not apply).
     """
     root = resolve_home(home)
+    validator = ValidatorDir(root.root)
+    if validator.settings_path.exists():
+        if rpc_port is not None or block_interval is not None:
+            raise UsageFailure(f"{root.root} is a CometBFT validator directory: its ports and "
+                               "block timing come from validator.json and its CometBFT config, "
+                               "so --rpc-port and --block-interval do not apply")
+        code = Supervisor(validator).run()
+        if code:
+            raise typer.Exit(code)
+        return
     root.require_initialised()
     config = root.config()
     if rpc_port is not None:
