@@ -1,4 +1,4 @@
-"""`citychain testnet init|start|stop|status|run`: a local multi-validator CometBFT network."""
+"""`citychain testnet init|add-node|start|stop|status|run`: a local CometBFT network."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from citychain.cli.common import echo
 from citychain.cli.errors import CliError
 from citychain.core.errors import ChainError
 from citychain.node.cometbft import CometBftError
+from citychain.node.join import add_node
 from citychain.node.supervisor import Supervisor
 from citychain.node.testnet import (
     DEFAULT_CHAIN_ID,
@@ -80,6 +81,19 @@ def init(
         echo(f"  {node.name}  p2p {node.p2p_port}  rpc {node.rpc_url}  proxy app "
              f"{node.proxy_port}  organisation {node.organisation}")
     echo(f"start it with: citychain testnet start --dir {directory}")
+
+
+@app.command("add-node")
+def add_node_command(directory: DirOption) -> None:
+    """Create the next node of the testnet (a full node, not a validator) with its own ports,
+    keys and organisation key; it joins the set only by a validators-module proposal."""
+    with _failures():
+        info = add_node(directory)
+    echo(f"{info.name} added to {directory}: p2p {info.p2p_port}  rpc {info.rpc_url}  proxy app "
+         f"{info.proxy_port}")
+    echo(f"  organisation key  {directory / info.name / 'keyring'} ({info.organisation})")
+    echo(f"  validator pubkey  {info.validator_pubkey}")
+    echo(f"start it with: citychain testnet start --dir {directory} --node {info.index}")
 
 
 @app.command("start")
