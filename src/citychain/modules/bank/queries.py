@@ -11,6 +11,7 @@ from typing import Any
 
 from citychain.core.crypto import address_from_did, did_from_address, is_address
 from citychain.core.errors import InvalidQueryError
+from citychain.core.queries import check_query_params
 from citychain.core.state import ReadView
 from citychain.modules.bank import state
 from citychain.modules.bank.types import is_denom
@@ -25,7 +26,7 @@ def query_balance(view: ReadView, params: dict[str, Any]) -> dict[str, Any]:
     Raises:
         InvalidQueryError: naming the parameter that is missing, unknown or malformed.
     """
-    _check_params(params, required=("denom",), optional=("address", "did"))
+    check_query_params(params, required=("denom",), optional=("address", "did"))
     address = _account_param(params)
     denom = _denom_param(params, "denom")
     return {"address": address, "did": did_from_address(address), "denom": denom,
@@ -38,7 +39,7 @@ def query_balances(view: ReadView, params: dict[str, Any]) -> dict[str, Any]:
     Raises:
         InvalidQueryError: naming the parameter that is missing, unknown or malformed.
     """
-    _check_params(params, required=(), optional=("address", "did"))
+    check_query_params(params, required=(), optional=("address", "did"))
     address = _account_param(params)
     return {"address": address, "did": did_from_address(address),
             "balances": [{"denom": denom, "amount": amount}
@@ -51,7 +52,7 @@ def query_supply(view: ReadView, params: dict[str, Any]) -> dict[str, Any] | Non
     Raises:
         InvalidQueryError: naming the parameter that is missing, unknown or malformed.
     """
-    _check_params(params, required=("denom",), optional=())
+    check_query_params(params, required=("denom",), optional=())
     denom = _denom_param(params, "denom")
     if not state.has_denom(view, denom):
         return None
@@ -67,7 +68,7 @@ def query_denoms(view: ReadView, params: dict[str, Any]) -> dict[str, Any]:
     Raises:
         InvalidQueryError: naming the parameter that is unknown or malformed.
     """
-    _check_params(params, required=(), optional=("limit", "start_after"))
+    check_query_params(params, required=(), optional=("limit", "start_after"))
     start_after = _denom_param(params, "start_after") if "start_after" in params else None
     limit = params.get("limit", DEFAULT_LIMIT)
     if type(limit) is not int or not 1 <= limit <= MAX_LIMIT:
@@ -85,18 +86,10 @@ def query_params(view: ReadView, params: dict[str, Any]) -> dict[str, Any]:
     Raises:
         InvalidQueryError: a parameter was given (this query takes none).
     """
-    _check_params(params, required=(), optional=())
+    check_query_params(params, required=(), optional=())
     return state.get_params(view).to_value()
 
 
-def _check_params(params: dict[str, Any], *, required: tuple[str, ...],
-                  optional: tuple[str, ...]) -> None:
-    for name in required:
-        if name not in params:
-            raise InvalidQueryError(f"missing query parameter {name!r}", field=name)
-    for name in sorted(params):
-        if name not in required and name not in optional:
-            raise InvalidQueryError(f"unknown query parameter {name!r}", field=name)
 
 
 def _account_param(params: dict[str, Any]) -> str:

@@ -11,6 +11,7 @@ from typing import Any
 
 from citychain.core.crypto import address_from_did, did_from_address, is_address
 from citychain.core.errors import InvalidQueryError
+from citychain.core.queries import check_query_params
 from citychain.core.state import ReadView
 from citychain.modules.identity import state
 from citychain.modules.identity.types import ROLES, Account
@@ -25,7 +26,7 @@ def query_account(view: ReadView, params: dict[str, Any]) -> dict[str, Any] | No
     Raises:
         InvalidQueryError: naming the parameter that is missing, unknown or malformed.
     """
-    check_params(params, required=(), optional=("address", "did"))
+    check_query_params(params, required=(), optional=("address", "did"))
     address = account_param(params)
     account = state.get_account(view, address)
     if account is None:
@@ -42,7 +43,7 @@ def query_key_history(view: ReadView, params: dict[str, Any]) -> dict[str, Any] 
     Raises:
         InvalidQueryError: naming the parameter that is missing, unknown or malformed.
     """
-    check_params(params, required=(), optional=("address", "did", "limit", "start"))
+    check_query_params(params, required=(), optional=("address", "did", "limit", "start"))
     address = account_param(params)
     start = int_param(params, "start", default=0, minimum=0, maximum=2**32 - 1)
     limit = limit_param(params)
@@ -69,7 +70,7 @@ def query_role_holders(view: ReadView, params: dict[str, Any]) -> dict[str, Any]
     Raises:
         InvalidQueryError: naming the parameter that is missing, unknown or malformed.
     """
-    check_params(params, required=("role",), optional=("limit", "start_after"))
+    check_query_params(params, required=("role",), optional=("limit", "start_after"))
     role = params["role"]
     if role not in ROLES:
         raise InvalidQueryError(f"role must be one of {', '.join(ROLES)}", field="role")
@@ -90,7 +91,7 @@ def query_params(view: ReadView, params: dict[str, Any]) -> dict[str, Any]:
     Raises:
         InvalidQueryError: a parameter was given (this query takes none).
     """
-    check_params(params, required=(), optional=())
+    check_query_params(params, required=(), optional=())
     return state.get_params(view).to_value()
 
 
@@ -114,15 +115,6 @@ def account_value(account: Account, sequence: int) -> dict[str, Any]:
     return value
 
 
-def check_params(params: dict[str, Any], *, required: tuple[str, ...],
-                 optional: tuple[str, ...]) -> None:
-    """Raise InvalidQueryError on a missing required or an unknown parameter."""
-    for name in required:
-        if name not in params:
-            raise InvalidQueryError(f"missing query parameter {name!r}", field=name)
-    for name in sorted(params):
-        if name not in required and name not in optional:
-            raise InvalidQueryError(f"unknown query parameter {name!r}", field=name)
 
 
 def address_reference(value: Any, field: str) -> str:

@@ -11,6 +11,7 @@ from typing import Any
 
 from citychain.core.crypto import PUBKEY_SIZE
 from citychain.core.errors import InvalidQueryError
+from citychain.core.queries import check_query_params
 from citychain.core.state import ReadView
 from citychain.modules.validators import state
 from citychain.modules.validators.types import compute_total_power
@@ -26,7 +27,7 @@ def query_validators(view: ReadView, params: dict[str, Any]) -> dict[str, Any]:
     Raises:
         InvalidQueryError: a parameter was given.
     """
-    _check_params(params, required=(), optional=())
+    check_query_params(params, required=(), optional=())
     validators = list(state.iter_validators(view))
     return {"validators": [validator.to_value() for validator in validators],
             "total_power": compute_total_power(validators)}
@@ -38,7 +39,7 @@ def query_validator(view: ReadView, params: dict[str, Any]) -> dict[str, Any] | 
     Raises:
         InvalidQueryError: naming the parameter that is missing, unknown or malformed.
     """
-    _check_params(params, required=("pubkey",), optional=())
+    check_query_params(params, required=("pubkey",), optional=())
     pubkey = _pubkey_param(params["pubkey"])
     validator = state.get_validator(view, pubkey)
     return None if validator is None else validator.to_value()
@@ -50,7 +51,7 @@ def query_proposal(view: ReadView, params: dict[str, Any]) -> dict[str, Any] | N
     Raises:
         InvalidQueryError: naming the parameter that is missing, unknown or malformed.
     """
-    _check_params(params, required=("id",), optional=())
+    check_query_params(params, required=("id",), optional=())
     proposal = state.get_proposal(view, _id_param(params, "id"))
     return None if proposal is None else proposal.to_value()
 
@@ -63,7 +64,7 @@ def query_proposals(view: ReadView, params: dict[str, Any]) -> dict[str, Any]:
     Raises:
         InvalidQueryError: naming the parameter that is unknown or malformed.
     """
-    _check_params(params, required=(), optional=("limit", "start_after"))
+    check_query_params(params, required=(), optional=("limit", "start_after"))
     start_after = _id_param(params, "start_after") if "start_after" in params else None
     limit = params.get("limit", DEFAULT_LIMIT)
     if type(limit) is not int or not 1 <= limit <= MAX_LIMIT:
@@ -82,18 +83,10 @@ def query_params(view: ReadView, params: dict[str, Any]) -> dict[str, Any]:
     Raises:
         InvalidQueryError: a parameter was given (this query takes none).
     """
-    _check_params(params, required=(), optional=())
+    check_query_params(params, required=(), optional=())
     return state.get_params(view).to_value()
 
 
-def _check_params(params: dict[str, Any], *, required: tuple[str, ...],
-                  optional: tuple[str, ...]) -> None:
-    for name in required:
-        if name not in params:
-            raise InvalidQueryError(f"missing query parameter {name!r}", field=name)
-    for name in sorted(params):
-        if name not in required and name not in optional:
-            raise InvalidQueryError(f"unknown query parameter {name!r}", field=name)
 
 
 def _pubkey_param(value: Any) -> bytes:
