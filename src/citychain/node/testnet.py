@@ -153,7 +153,9 @@ class GenesisAccount:
 @dataclass
 class TestnetOptions:
     """What ``init_testnet`` creates: validators, chain id, ports, extra genesis accounts and
-    consensus settings (``[consensus]`` keys of config.toml)."""
+    consensus settings (``[consensus]`` keys of config.toml); ``config`` overrides any other
+    config.toml keys by section (e.g. ``{"mempool": {"recheck": False}}``) and
+    ``block_max_bytes`` sets the genesis consensus parameter (benchmarks use both)."""
 
     __test__ = False  # not a pytest test class
     validators: int = 4
@@ -161,6 +163,8 @@ class TestnetOptions:
     base_port: int | None = None
     accounts: Sequence[GenesisAccount] = ()
     consensus: Mapping[str, str | int | bool] = field(default_factory=dict)
+    config: Mapping[str, Mapping[str, str | int | bool]] = field(default_factory=dict)
+    block_max_bytes: int | None = None
 
 
 def ports_are_free(ports: Sequence[int]) -> bool:
@@ -276,6 +280,8 @@ def init_testnet(root: Path, options: TestnetOptions | None = None) -> Testnet:
     for validator, (info, _) in zip(genesis["validators"], organisations, strict=True):
         validator["name"] = info.name
     genesis["app_state"] = _organisation_section(organisations, options.accounts)
+    if options.block_max_bytes is not None:
+        genesis["consensus_params"]["block"]["max_bytes"] = str(options.block_max_bytes)
     memory_app().init_chain(RequestInitChain(
         chain_id=options.chain_id, time_ns=0, app_state=genesis["app_state"], initial_height=1,
         validators=tuple(ValidatorUpdate(bytes.fromhex(info.validator_pubkey), 1)
@@ -288,7 +294,7 @@ def init_testnet(root: Path, options: TestnetOptions | None = None) -> Testnet:
         (node.cometbft_home / "config" / "genesis.json").write_text(genesis_text)
         peers = ",".join(f"{other.node_id}@127.0.0.1:{other.p2p_port}"
                          for other, _ in organisations if other.index != info.index)
-        set_config_values(node.cometbft_home / "config" / "config.toml", {
+        sections: dict[str, dict[str, str | int | bool]] = {
             "": {"moniker": info.name, "proxy_app": info.proxy_app},
             "rpc": {"laddr": f"tcp://127.0.0.1:{info.rpc_port}",
                     "timeout_broadcast_tx_commit": "30s"},
@@ -297,7 +303,10 @@ def init_testnet(root: Path, options: TestnetOptions | None = None) -> Testnet:
                     "flush_throttle_timeout": "10ms"},
             "mempool": {"size": 50000, "cache_size": 100000},
             "consensus": consensus,
-        })
+        }
+        for name, values in options.config.items():
+            sections.setdefault(name, {}).update(values)
+        set_config_values(node.cometbft_home / "config" / "config.toml", sections)
         node.settings_path.write_text(json.dumps({
             "name": info.name, "chain_id": options.chain_id, "proxy_app": info.proxy_app,
             "rpc_port": info.rpc_port, "p2p_port": info.p2p_port}, indent=2) + "\n")
