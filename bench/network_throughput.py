@@ -1,23 +1,33 @@
 """Committed tx/s and commit latency of a 4-validator citychain testnet vs CometBFT's kvstore.
 
-    .venv/bin/python bench/network_throughput.py [--txs 3000] [--senders 32] [--validators 4]
-                                                 [--sizes 0,20000]
+    .venv/bin/python bench/network_throughput.py [--txs 20000] [--senders 32] [--validators 4]
+        [--sizes 0,20000] [--batch 100] [--rate 0] [--block-bytes N] [--set SECTION.KEY=VALUE]
 
 For each state size (``--sizes``: extra identities with a balance in genesis), the script:
 
 1. creates a local testnet (``citychain.node.testnet``) and starts it: one supervisor, one
    Python application and one CometBFT per validator, all on this machine;
-2. pre-signs ``--txs`` transfers among ``--senders`` funded accounts (not timed);
-3. sends them from ``--senders`` threads, each pinned to one node, with ``broadcast_tx_sync``
-   (``citychain.client.rpc.NodeClient``), as fast as the nodes accept them;
-4. follows the blocks on node 0 and matches each block's txs (sha256) to the send times:
-   committed tx/s = committed txs / (last commit - first send), and p50/p99 latency from
-   send to the moment the block was seen.
+2. pre-signs ``--txs`` transfers among ``--senders`` funded accounts and encodes them into
+   JSON-RPC batch requests of ``--batch`` ``broadcast_tx_async`` calls, one list per node
+   (sender ``i`` is pinned to node ``i % validators``, so its sequence numbers arrive in order);
+   none of this is timed;
+3. sends each node's batches from one thread over one keep-alive HTTP connection, as fast as
+   the node answers (or paced to ``--rate`` tx/s in all); the client costs ~5 µs of CPU per tx,
+   so it is not what limits either app;
+4. follows node 0's blocks (``block`` + ``block_results`` per height) and matches each block's
+   txs (sha256) to their send times: committed tx/s = txs committed with code 0 / (last commit
+   - first send); p50/p99 latency from send to the moment the block was seen. With the default
+   ``--rate 0`` the whole load is offered at once, so latency is mostly queueing: use ``--rate``
+   for latency at a given load.
 
 The reference runs the same way in the same run: the same directories and CometBFT settings,
 but each CometBFT runs its built-in ``kvstore`` application (``--proxy_app=kvstore``), and the
-txs are ``key=value`` strings of exactly the byte size of the signed transfers. The ratio
-citychain / kvstore is the figure to compare across machines.
+txs are ``key=value`` strings of exactly the byte size of the signed transfers, sent by the
+same client in the same batches. The ratio citychain / kvstore is the figure to compare across
+machines. Both testnets get the bench's settings (``BENCH_CONSENSUS``, ``BENCH_CONFIG``) on top
+of the testnet defaults; ``recheck`` stays on because citychain's sequence numbers need it.
+
+Figures on the 2-core project machine (CometBFT v0.38.25): see docs/network.md, "Throughput".
 """
 
 from __future__ import annotations
@@ -25,6 +35,8 @@ from __future__ import annotations
 import argparse
 import base64
 import hashlib
+import http.client
+import json
 import statistics
 import subprocess
 import sys
@@ -35,6 +47,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 from citychain.client.rpc import NodeClient, RpcError
 from citychain.core.crypto import PrivateKey
@@ -94,67 +108,134 @@ def presign(senders: Sequence[PrivateKey], count: int) -> list[list[bytes]]:
     return queues
 
 
-def run_load(testnet: Testnet, queues: list[list[bytes]], timeout: float) -> Result:
-    """Send every queue from its own thread; follow node 0's blocks until all are committed
-    (or nothing new commits for ``timeout`` seconds)."""
-    sent_at: dict[str, float] = {}
-    lock = threading.Lock()
-    accepted = [0]
+def node_batches(queues: list[list[bytes]], nodes: int, batch: int) -> list[list[NodeBatch]]:
+    """Per node, its JSON-RPC batches of ``broadcast_tx_async``, encoded before any timing.
 
-    def send(index: int, queue: list[bytes]) -> None:
-        node = testnet.nodes[index % len(testnet.nodes)]
-        with NodeClient(node.rpc_url, timeout=30) as client:
-            for raw in queue:
-                digest = hashlib.sha256(raw).hexdigest().upper()
-                with lock:
-                    sent_at[digest] = time.perf_counter()
-                for _attempt in range(50):  # a full mempool answers with an error: retry
-                    try:
-                        answer = client.broadcast(raw, commit=False)
-                    except RpcError:
-                        time.sleep(0.05)
-                        continue
-                    if answer.get("code", 0) == 0:
-                        with lock:
-                            accepted[0] += 1
-                    break
+    Sender ``i`` is pinned to node ``i % nodes``; a node's txs interleave its senders
+    round-robin, so every sender's txs reach its node (and, by in-order gossip, every node)
+    in sequence order.
+    """
+    per_node: list[list[bytes]] = [[] for _ in range(nodes)]
+    for node in range(nodes):
+        mine = [queue for index, queue in enumerate(queues) if index % nodes == node]
+        for position in range(max((len(q) for q in mine), default=0)):
+            per_node[node].extend(q[position] for q in mine if position < len(q))
+    batches: list[list[NodeBatch]] = []
+    for txs in per_node:
+        chunks = []
+        for first in range(0, len(txs), batch):
+            chunk = txs[first:first + batch]
+            body = json.dumps([{"jsonrpc": "2.0", "id": first + k, "method": "broadcast_tx_async",
+                                "params": {"tx": base64.b64encode(raw).decode()}}
+                               for k, raw in enumerate(chunk)]).encode()
+            chunks.append(NodeBatch(body, [hashlib.sha256(raw).digest() for raw in chunk]))
+        batches.append(chunks)
+    return batches
+
+
+@dataclass
+class NodeBatch:
+    body: bytes
+    hashes: list[bytes]
+
+
+def run_load(testnet: Testnet, batches: list[list[NodeBatch]], rate: float,
+             timeout: float) -> Result:
+    """Send each node's batches from one thread over one keep-alive HTTP connection (at
+    ``rate`` tx/s in all, or as fast as the nodes take them when 0); follow node 0's blocks
+    (``block_results``: only txs with code 0 count) until every tx is committed or nothing
+    new commits for ``timeout`` seconds."""
+    sent_at: dict[bytes, float] = {}
+    refused: list[str] = []
+    client_cpu: list[float] = []
+    reader_cpu = time.thread_time()
+    total = sum(len(b.hashes) for node in batches for b in node)
+    per_thread_rate = rate / len(batches) if rate > 0 else 0.0
+    start = time.perf_counter() + 0.05
+
+    def send(index: int) -> None:
+        url = urlsplit(testnet.nodes[index].rpc_url)
+        connection = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port, timeout=60)
+        done = 0
+        for chunk in batches[index]:
+            if per_thread_rate:
+                delay = start + done / per_thread_rate - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
+            now = time.perf_counter()
+            for digest in chunk.hashes:
+                sent_at[digest] = now
+            connection.request("POST", "/", chunk.body, {"Content-Type": "application/json"})
+            answers = json.loads(connection.getresponse().read())
+            for answer in answers:
+                if "error" in answer:
+                    refused.append(str(answer["error"].get("data") or answer["error"]))
+            done += len(chunk.hashes)
+        connection.close()
+        client_cpu.append(time.thread_time())
 
     reader = NodeClient(testnet.nodes[0].rpc_url, timeout=30)
     height = int(reader.status()["sync_info"]["latest_block_height"])
-    start = time.perf_counter()
-    threads = [threading.Thread(target=send, args=(i, q), daemon=True)
-               for i, q in enumerate(queues)]
+    delay = start - time.perf_counter()
+    if delay > 0:
+        time.sleep(delay)
+    threads = [threading.Thread(target=send, args=(i,), daemon=True)
+               for i in range(len(batches))]
     for thread in threads:
         thread.start()
-    total = sum(len(q) for q in queues)
     latencies: list[float] = []
+    failed = 0
     last_commit = start
     last_progress = time.perf_counter()
     committed = 0
-    while committed < total and time.perf_counter() - last_progress < timeout:
+    while committed + failed < total and time.perf_counter() - last_progress < timeout:
         latest = int(reader.status()["sync_info"]["latest_block_height"])
         if latest <= height:
-            time.sleep(0.02)
+            time.sleep(0.01)
             continue
         for current in range(height + 1, latest + 1):
             block = reader.call("block", height=str(current))["block"]
             seen = time.perf_counter()
-            for encoded in block["data"]["txs"] or []:
-                digest = hashlib.sha256(base64.b64decode(encoded)).hexdigest().upper()
-                with lock:
-                    sent = sent_at.get(digest)
-                if sent is not None:
-                    latencies.append(seen - sent)
-                    committed += 1
-                    last_commit = seen
-                    last_progress = seen
+            txs = block["data"]["txs"] or []
+            codes = [0] * len(txs)
+            if txs:
+                results = block_results(reader, current)
+                codes = [int(r.get("code", 0)) for r in results["txs_results"] or []]
+            for encoded, code in zip(txs, codes, strict=True):
+                sent = sent_at.get(hashlib.sha256(base64.b64decode(encoded)).digest())
+                if sent is None:
+                    continue
+                last_progress = seen
+                if code != 0:
+                    failed += 1
+                    continue
+                latencies.append(seen - sent)
+                committed += 1
+                last_commit = seen
         height = latest
-        if all(not t.is_alive() for t in threads) and committed >= accepted[0]:
+        if all(not t.is_alive() for t in threads) and committed + failed + len(refused) >= total:
             break
     for thread in threads:
         thread.join(5)
     reader.close()
+    print(f"  client CPU: senders {1e6 * sum(client_cpu) / total:.1f} us/tx, block reader "
+          f"{1e6 * (time.thread_time() - reader_cpu) / total:.1f} us/tx", file=sys.stderr)
+    if refused or failed:
+        print(f"  {len(refused)} refused by RPC (first: {refused[:1]}), {failed} failed in "
+              "blocks", file=sys.stderr)
     return Result("", total, committed, last_commit - start, latencies)
+
+
+def block_results(reader: NodeClient, height: int) -> dict[str, Any]:
+    """``block_results`` at ``height``; the block is visible a moment before its results."""
+    for _attempt in range(200):
+        try:
+            result: dict[str, Any] = reader.call("block_results", height=str(height))
+            return result
+        except RpcError:
+            time.sleep(0.01)
+    result = reader.call("block_results", height=str(height))
+    return result
 
 
 def with_testnet(root: Path, options: TestnetOptions,
@@ -195,41 +276,92 @@ def wait_for_rpc_plain(testnet: Testnet, timeout: float = 60) -> None:
                     time.sleep(0.2)
 
 
+# The bench's own CometBFT settings, the same for both apps (see the module docstring).
+BENCH_CONSENSUS: dict[str, str | int | bool] = {}
+BENCH_CONFIG: dict[str, dict[str, str | int | bool]] = {
+    "rpc": {"max_request_batch_size": 500, "max_body_bytes": 8_000_000},
+}
+BENCH_BLOCK_MAX_BYTES: int | None = None
+
+
+def parse_setting(text: str) -> tuple[str, str, str | int | bool]:
+    """``section.key=value`` (section ``consensus``, ``mempool``, ``p2p``...)."""
+    name, _, value = text.partition("=")
+    section, _, key = name.rpartition(".")
+    parsed: str | int | bool = value
+    if value in ("true", "false"):
+        parsed = value == "true"
+    elif value.lstrip("-").isdigit():
+        parsed = int(value)
+    return section, key, parsed
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--txs", type=int, default=3000)
+    parser.add_argument("--txs", type=int, default=6000)
     parser.add_argument("--senders", type=int, default=32)
     parser.add_argument("--validators", type=int, default=4)
     parser.add_argument("--sizes", default="0,20000",
                         help="extra funded identities in genesis (state sizes), comma separated")
+    parser.add_argument("--batch", type=int, default=100,
+                        help="txs per JSON-RPC batch request")
+    parser.add_argument("--rate", type=float, default=0.0,
+                        help="offered load in tx/s over all nodes (0: as fast as accepted)")
+    parser.add_argument("--block-bytes", type=int, default=BENCH_BLOCK_MAX_BYTES,
+                        help="genesis block.max_bytes")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="extra config.toml setting for both testnets (repeatable)")
+    parser.add_argument("--apps", default="citychain,kvstore")
     parser.add_argument("--timeout", type=float, default=30.0,
                         help="give up after this many seconds without a new commit")
     args = parser.parse_args()
+    consensus = dict(BENCH_CONSENSUS)
+    config = {name: dict(values) for name, values in BENCH_CONFIG.items()}
+    for text in args.set:
+        section, key, value = parse_setting(text)
+        if section == "consensus":
+            consensus[key] = value
+        else:
+            config.setdefault(section, {})[key] = value
     senders = [sender_key(i) for i in range(args.senders)]
     print(f"presigning {args.txs} transfers from {args.senders} senders ...", file=sys.stderr)
     queues = presign(senders, args.txs)
+    kv_queues = [[f"k{i}-{j}=".encode().ljust(len(raw), b"v") for j, raw in enumerate(q)]
+                 for i, q in enumerate(queues)]
+    city_batches = node_batches(queues, args.validators, args.batch)
+    kv_batches = node_batches(kv_queues, args.validators, args.batch)
     tx_size = round(statistics.mean(len(raw) for queue in queues for raw in queue))
-    print(f"# {args.validators} validators on one machine, {args.txs} txs of ~{tx_size} bytes, "
-          f"{args.senders} concurrent senders, broadcast_tx_sync")
+    print(f"# {args.validators} validators on one machine, {args.txs} txs of ~{tx_size} bytes "
+          f"from {args.senders} accounts; broadcast_tx_async in batches of {args.batch}, one "
+          f"connection per node, offered {args.rate or 'max'} tx/s; consensus {consensus}, "
+          f"config {config}, block.max_bytes {args.block_bytes or 'default'}")
+    apps = args.apps.split(",")
     for size in [int(s) for s in args.sizes.split(",") if s.strip()]:
         accounts = [GenesisAccount(key.public_key, (), 10**12) for key in senders]
         accounts += [GenesisAccount(filler_pubkey(i), (), 1) for i in range(size)]
-        options = TestnetOptions(validators=args.validators, chain_id=CHAIN_ID, accounts=accounts)
+        options = TestnetOptions(validators=args.validators, chain_id=CHAIN_ID, accounts=accounts,
+                                 consensus=consensus, config=config,
+                                 block_max_bytes=args.block_bytes)
+        results: dict[str, Result] = {}
         with tempfile.TemporaryDirectory(prefix="citychain-bench-") as scratch:
-            city = with_testnet(Path(scratch) / "city", options,
-                                partial(run_load, queues=queues, timeout=args.timeout),
-                                kvstore=False)
-            city.name = f"citychain ({size + len(senders)} ids)"
-            kv_queues = [[f"k{i}-{j}=".encode().ljust(len(raw), b"v") for j, raw in enumerate(q)]
-                         for i, q in enumerate(queues)]
-            kv = with_testnet(Path(scratch) / "kv", options,
-                              partial(run_load, queues=kv_queues, timeout=args.timeout),
-                              kvstore=True)
-            kv.name = "kvstore (same sizes)"
-        print(city.line())
-        print(kv.line())
-        ratio = city.rate / kv.rate if kv.rate else float("nan")
-        print(f"ratio citychain/kvstore: {ratio:.2f}   (bar: >= 1000 tx/s and ratio >= 0.5)")
+            if "citychain" in apps:
+                results["citychain"] = with_testnet(
+                    Path(scratch) / "city", options,
+                    partial(run_load, batches=city_batches, rate=args.rate,
+                            timeout=args.timeout), kvstore=False)
+                results["citychain"].name = f"citychain ({size + len(senders)} ids)"
+            if "kvstore" in apps:
+                results["kvstore"] = with_testnet(
+                    Path(scratch) / "kv", options,
+                    partial(run_load, batches=kv_batches, rate=args.rate,
+                            timeout=args.timeout), kvstore=True)
+                results["kvstore"].name = "kvstore (same sizes)"
+        for result in results.values():
+            print(result.line())
+        if len(results) == 2:
+            ratio = (results["citychain"].rate / results["kvstore"].rate
+                     if results["kvstore"].rate else float("nan"))
+            print(f"ratio citychain/kvstore: {ratio:.2f}   (bar: >= 1000 tx/s and ratio >= 0.5)")
         sys.stdout.flush()
     return 0
 
