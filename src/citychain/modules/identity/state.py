@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import lru_cache
 
 from citychain.core.state import ReadView, StateView, iterate_prefix, prefix_end
 from citychain.modules.identity import keys
@@ -30,7 +31,14 @@ def set_params(view: StateView, params: Params) -> None:
 def get_account(view: ReadView, address: str) -> Account | None:
     """Return the account at ``address``, or None."""
     data = view.get(keys.account_key(address))
-    return None if data is None else Account.from_bytes(address, data)
+    return None if data is None else _decode_account(address, data)
+
+
+@lru_cache(maxsize=8192)
+def _decode_account(address: str, data: bytes) -> Account:
+    # Every tx reads its sender's record at check, recheck and execution, on every node; the
+    # record is immutable and equal bytes decode to an equal record, so reuse the decoding.
+    return Account.from_bytes(address, data)
 
 
 def has_account(view: ReadView, address: str) -> bool:
