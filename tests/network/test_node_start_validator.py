@@ -10,21 +10,17 @@ import time
 from pathlib import Path
 
 import pytest
+from net_harness import prepare_cometbft
 
 from citychain.node.testnet import TestnetOptions, init_testnet, is_running, rpc_call
 
-ROOT = Path(__file__).resolve().parents[2]
 CITYCHAIN = Path(sys.executable).parent / "citychain"
 pytestmark = [pytest.mark.slow]
 
 
 @pytest.fixture(scope="module", autouse=True)
 def _cometbft() -> None:
-    """Build what these tests need (never skip): the CometBFT binary and the protobuf classes."""
-    subprocess.run(["bash", str(ROOT / "scripts" / "install_cometbft.sh")], check=True,
-                   stdout=sys.stderr)
-    subprocess.run([sys.executable, str(ROOT / "scripts" / "gen_abci_protos.py")], check=True,
-                   stdout=sys.stderr)
+    prepare_cometbft()
 
 
 def _height(url: str) -> int:

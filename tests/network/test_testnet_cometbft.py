@@ -17,16 +17,14 @@ import os
 import random
 import signal
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
+from net_harness import NetworkProbe, prepare_cometbft
 
 from citychain.client.rpc import NodeClient, RpcError
 from citychain.core import codec
@@ -53,16 +51,7 @@ from citychain.node.testnet import (
     wait_for_rpc,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.slow]
-
-
-def _prepare() -> None:
-    """Build what these tests need (never skip): the CometBFT binaries and the protobuf classes."""
-    subprocess.run(["bash", str(ROOT / "scripts" / "install_cometbft.sh")], check=True,
-                   stdout=sys.stderr)
-    subprocess.run([sys.executable, str(ROOT / "scripts" / "gen_abci_protos.py")], check=True,
-                   stdout=sys.stderr)
 
 
 CHAIN_ID = "citychain-nettest"
@@ -86,7 +75,7 @@ class Sender:
 
 
 @dataclass
-class Net:
+class Net(NetworkProbe):
     testnet: Testnet
     clients: list[NodeClient]
     senders: list[Sender]
@@ -100,44 +89,6 @@ class Net:
     def rpc(self, index: int, method: str, **params: Any) -> Any:
         return self.clients[index].call(method, **params)
 
-    def height(self, index: int) -> int:
-        return int(self.rpc(index, "status")["sync_info"]["latest_block_height"])
-
-    def wait_height(self, index: int, height: int, timeout: float = 60) -> int:
-        deadline = time.monotonic() + timeout
-        while True:
-            with contextlib.suppress(RpcError):
-                current = self.height(index)
-                if current >= height:
-                    return current
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"node{index} did not reach height {height} in {timeout} s\n"
-                                   + self.logs(index))
-            time.sleep(0.1)
-
-    def header_app_hash(self, index: int, height: int) -> str:
-        header = self.rpc(index, "block", height=str(height))["block"]["header"]
-        return str(header["app_hash"]).upper()
-
-    def app_info(self, index: int) -> tuple[int, str]:
-        info = self.rpc(index, "abci_info")["response"]
-        return (int(info["last_block_height"]),
-                base64.b64decode(info["last_block_app_hash"]).hex().upper())
-
-    def assert_same_app_hash(self, nodes: list[int] | None = None) -> int:
-        """Every node's application agrees with the headers of a reference node; returns the
-        highest height checked."""
-        nodes = list(range(self.size)) if nodes is None else nodes
-        reference = nodes[0]
-        checked = 0
-        for index in nodes:
-            height, app_hash = self.app_info(index)
-            self.wait_height(reference, height + 1)
-            assert self.header_app_hash(reference, height + 1) == app_hash, (
-                f"node{index}'s application disagrees at height {height}\n" + self.logs(index))
-            checked = max(checked, height)
-        return checked
-
     def find_tx(self, index: int, hash_hex: str) -> dict[str, Any] | None:
         try:
             result: dict[str, Any] = self.rpc(
@@ -147,25 +98,6 @@ class Net:
                 return None
             raise
         return result
-
-    def query(self, index: int, path: str, params: dict[str, Any]) -> Any:
-        response = self.rpc(index, "abci_query", path=path, data=codec.encode(params).hex())
-        response = response["response"]
-        assert int(response.get("code", 0)) == 0, response
-        return codec.decode(base64.b64decode(response["value"])) if response.get("value") else None
-
-    def sequence_of(self, key: PrivateKey, index: int) -> int:
-        account = self.query(index, "/identity/account", {"address": key.address})
-        return 0 if account is None else int(account["sequence"])
-
-    def logs(self, index: int, lines: int = 15) -> str:
-        out = []
-        for name in ("supervisor.log", "app.log", "cometbft.log"):
-            path = self.testnet.node_dir(index).log_dir / name
-            if path.exists():
-                tail = path.read_text(errors="replace").splitlines()[-lines:]
-                out.append(f"--- node{index}/{name}\n" + "\n".join(tail))
-        return "\n".join(out)
 
 
 class Load:
@@ -257,7 +189,7 @@ def kill_group(net: Net, index: int) -> None:
 
 @pytest.fixture(scope="module")
 def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
-    _prepare()
+    prepare_cometbft()
     root = tmp_path_factory.mktemp("testnet") / "net"
     senders = [sender_key(i) for i in range(SENDERS)]
     testnet = init_testnet(root, TestnetOptions(

@@ -13,13 +13,10 @@ later blocks, and all five applications keep the same app hash.
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,11 +24,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from net_harness import NetworkProbe, prepare_cometbft
 from typer.testing import CliRunner
 
 from citychain.cli.main import app
-from citychain.client.rpc import NodeClient, RpcError
-from citychain.core import codec
+from citychain.client.rpc import NodeClient
 from citychain.core.crypto import PrivateKey
 from citychain.core.messages import Msg
 from citychain.core.tx import build_tx
@@ -54,25 +51,16 @@ from citychain.node.testnet import (
     wait_for_rpc,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
 CHAIN_ID = "citychain-jointest"
 NEW_POWER = 1  # genesis validators have power 1 each: 1 of a total of 5 is below 1/3
 pytestmark = [pytest.mark.slow]
-
-
-def _prepare() -> None:
-    """Build what the test needs (never skip): the CometBFT binaries and the protobuf classes."""
-    subprocess.run(["bash", str(ROOT / "scripts" / "install_cometbft.sh")], check=True,
-                   stdout=sys.stderr)
-    subprocess.run([sys.executable, str(ROOT / "scripts" / "gen_abci_protos.py")], check=True,
-                   stdout=sys.stderr)
 
 
 # ============================================================================ harness
 
 
 @dataclass
-class Net:
+class Net(NetworkProbe):
     root: Path
     clients: dict[int, NodeClient]
 
@@ -87,54 +75,6 @@ class Net:
 
     def rpc(self, index: int, method: str, **params: Any) -> Any:
         return self.client(index).call(method, **params)
-
-    def height(self, index: int) -> int:
-        return int(self.rpc(index, "status")["sync_info"]["latest_block_height"])
-
-    def wait_height(self, index: int, height: int, timeout: float = 60) -> int:
-        deadline = time.monotonic() + timeout
-        while True:
-            with contextlib.suppress(RpcError):
-                current = self.height(index)
-                if current >= height:
-                    return current
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"node{index} did not reach height {height} in {timeout} s\n"
-                                   + self.logs(index))
-            time.sleep(0.1)
-
-    def header_app_hash(self, index: int, height: int) -> str:
-        header = self.rpc(index, "block", height=str(height))["block"]["header"]
-        return str(header["app_hash"]).upper()
-
-    def app_info(self, index: int) -> tuple[int, str]:
-        info = self.rpc(index, "abci_info")["response"]
-        return (int(info.get("last_block_height", 0)),
-                base64.b64decode(info.get("last_block_app_hash", "")).hex().upper())
-
-    def assert_same_app_hash(self, nodes: list[int]) -> int:
-        """Every node's application agrees with the headers of the first node; returns the
-        highest height checked."""
-        reference = nodes[0]
-        checked = 0
-        for index in nodes:
-            height, app_hash = self.app_info(index)
-            self.wait_height(reference, height + 1)
-            assert self.header_app_hash(reference, height + 1) == app_hash, (
-                f"node{index}'s application disagrees at height {height}\n" + self.logs(index))
-            checked = max(checked, height)
-        return checked
-
-    def query(self, index: int, path: str, params: dict[str, Any]) -> Any:
-        """The node's committed state (a tx sent through it and committed is visible)."""
-        response = self.rpc(index, "abci_query", path=path,
-                            data=codec.encode(params).hex())["response"]
-        assert int(response.get("code", 0)) == 0, response
-        return codec.decode(base64.b64decode(response["value"])) if response.get("value") else None
-
-    def sequence_of(self, key: PrivateKey, index: int) -> int:
-        account = self.query(index, "/identity/account", {"address": key.address})
-        return 0 if account is None else int(account["sequence"])
 
     def send(self, index: int, key: PrivateKey, *messages: Msg) -> dict[str, Any]:
         """Sign with the key's committed sequence, broadcast through node ``index`` and wait
@@ -154,15 +94,6 @@ class Net:
         result = self.rpc(index, "validators", height=str(height), per_page="100")
         return {v["pub_key"]["value"]: int(v["voting_power"]) for v in result["validators"]}
 
-    def logs(self, index: int, lines: int = 15) -> str:
-        out = []
-        for name in ("supervisor.log", "app.log", "cometbft.log"):
-            path = self.root / f"node{index}" / "logs" / name
-            if path.exists():
-                tail = path.read_text(errors="replace").splitlines()[-lines:]
-                out.append(f"--- node{index}/{name}\n" + "\n".join(tail))
-        return "\n".join(out)
-
 
 def event_attribute(result: dict[str, Any], event_type: str, key: str) -> str:
     for event in result.get("events", []):
@@ -175,7 +106,7 @@ def event_attribute(result: dict[str, Any], event_type: str, key: str) -> str:
 
 @pytest.fixture
 def net(tmp_path: Path) -> Iterator[Net]:
-    _prepare()
+    prepare_cometbft()
     root = tmp_path / "net"
     testnet = init_testnet(root, TestnetOptions(validators=4, chain_id=CHAIN_ID))
     network = Net(root, {})
