@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from citychain import __version__
-from citychain.cli import demo_cmd, init_cmd, keys, node_cmd, query, testnet, tx, verify_cmd
+from citychain.cli import api_cmd, demo_cmd, init_cmd, keys, node_cmd, query, testnet, tx, verify_cmd
 from citychain.cli.errors import EXIT_CODES
 from citychain.cli.group import CityGroup
 
@@ -27,7 +27,7 @@ app = typer.Typer(
     help="citychain: a shared, tamper-evident ledger for a city and its partners.\n\n"
          "Create a home with `citychain init`, run it with `citychain node start`, send "
          "transactions with `citychain tx`, read (and verify) state with `citychain query`, "
-         "audit a chain with `citychain verify`, or watch a whole city at work with "
+         "serve the HTTP API with `citychain api`, audit a chain with `citychain verify`, or watch a whole city at work with "
          "`citychain demo`.\n\n"
          "Errors are one line on stderr: error: [codespace/code] message (field f).\n\n"
          + _exit_code_help(),
@@ -56,4 +56,5 @@ app.add_typer(tx.build_app(), name="tx")
 app.add_typer(query.build_app(), name="query")
 app.command("verify")(verify_cmd.verify)
 app.command("demo")(demo_cmd.demo)
+app.command("api")(api_cmd.api)
 app.add_typer(testnet.app, name="testnet")

@@ -36,6 +36,21 @@ ValidatorUpdatesHook = Callable[[StateView, BlockContext], tuple[ValidatorUpdate
 GenesisValidators = Callable[[ReadView], tuple[ValidatorUpdate, ...]]
 
 
+@dataclass(frozen=True, slots=True)
+class QueryParam:
+    """One parameter of a query, declared for typed API routes, SDK helpers and docs.
+
+    ``kind`` is ``int`` or ``str``: query-string values are converted before the query runs, and
+    the pure query function still checks everything itself.
+    """
+
+    name: str
+    kind: type[int] | type[str]
+    required: bool = False
+    description: str = ""
+    example: int | str | None = None
+
+
 @dataclass(frozen=True)
 class Module:
     """A module's registration record.
@@ -45,12 +60,16 @@ class Module:
     only by ``get`` and so can be proven key by key. ``validator_updates`` (called after every
     module's ``end_block``) returns the block's changes to the consensus validator set, and
     ``genesis_validators`` the set the chain starts with; at most one module provides them.
+    ``query_params`` declares each query's parameters and ``event_types`` every event type the
+    module emits (the gateway routes and filters by them; the state machine does not use them).
     """
 
     name: str
     handlers: Mapping[type[Msg], Handler]
     queries: Mapping[str, QueryHandler] = field(default_factory=dict)
     provable_queries: frozenset[str] = frozenset()
+    query_params: Mapping[str, tuple[QueryParam, ...]] = field(default_factory=dict)
+    event_types: frozenset[str] = frozenset()
     init_genesis: GenesisInit | None = None
     export_genesis: GenesisExport | None = None
     end_block: EndBlock | None = None

@@ -1,6 +1,7 @@
 """A JSON-RPC 2.0 endpoint for the solo node, shaped like CometBFT's RPC (the subset we use).
 
-Methods: status, genesis, broadcast_tx_sync, broadcast_tx_commit, abci_query, block, tx.
+Methods: status, genesis, broadcast_tx_sync, broadcast_tx_commit, abci_query, block,
+block_results, tx.
 Bytes travel as base64 (like CometBFT); proofs and signed headers travel as base64 of their
 canonical encoding so a client verifies exactly the bytes that were signed. Loopback only by
 default; the HTTP API gateway (FastAPI) is the public face.
@@ -145,6 +146,20 @@ class SoloRpc:
             "txs": [b64(raw) for raw in stored.txs],
             "results": [b64(r) for r in stored.results],
         }
+
+    def rpc_block_results(self, height: int | str = 0) -> dict[str, Any]:
+        """Each tx's result and the block's own events, in CometBFT's shape."""
+        try:
+            at = int(height) or self.node.app.last_height
+        except ValueError:
+            raise RpcError(INVALID_PARAMS, "height must be an integer") from None
+        stored = self.node.blocks.get(at) if 0 < at <= self.node.app.last_height else None
+        if stored is None:
+            raise RpcError(INVALID_PARAMS, f"no committed block at height {at}")
+        return {"height": str(at),
+                "txs_results": [result_json(TxResult.from_value(codec.decode(r)))
+                                for r in stored.results],
+                "finalize_block_events": [e.to_value() for e in stored.events]}
 
     def rpc_tx(self, hash: str, prove: bool = False) -> dict[str, Any]:
         try:

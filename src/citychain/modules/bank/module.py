@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-from citychain.core.module import Module
-from citychain.modules.bank import genesis, handlers, queries
+from citychain.core.module import Module, QueryParam
+from citychain.modules.bank import events, genesis, handlers, queries
 from citychain.modules.bank.messages import MsgBurn, MsgCreateDenom, MsgMint, MsgTransfer
 
 NAME = "bank"
+
+ADDRESS = QueryParam("address", str, description="the account's address (40 hex)",
+                     example="3f2a9c1b7e5d4a6f8b0c2d4e6f8a0b1c2d3e4f50")
+DID = QueryParam("did", str, description="the account's DID (instead of address)",
+                 example="did:city:" + "3f2a9c1b7e5d4a6f8b0c2d4e6f8a0b1c2d3e4f50")
+LIMIT = QueryParam("limit", int, description="page size (1..500, default 100)", example=100)
+DENOM = QueryParam("denom", str, required=True, description="a denomination", example="ucity")
 
 MODULE = Module(
     name=NAME,
@@ -24,6 +31,16 @@ MODULE = Module(
         "params": queries.query_params,
     },
     provable_queries=frozenset({"balance", "supply", "params"}),
+    query_params={
+        "balance": (ADDRESS, DID, DENOM),
+        "balances": (ADDRESS, DID),
+        "supply": (DENOM,),
+        "denoms": (QueryParam("start_after", str, description="list denoms after this one",
+                              example="ucity"), LIMIT),
+        "params": (),
+    },
+    event_types=frozenset({events.DENOM_CREATED, events.COINS_MINTED, events.COINS_BURNED,
+                           events.COINS_TRANSFERRED}),
     init_genesis=genesis.init_genesis,
     export_genesis=genesis.export_genesis,
 )

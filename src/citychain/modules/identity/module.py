@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from citychain.core.module import Module
-from citychain.modules.identity import genesis, handlers, queries
+from citychain.core.module import Module, QueryParam
+from citychain.modules.identity import events, genesis, handlers, queries
 from citychain.modules.identity.messages import (
     MsgCreateIdentity,
     MsgGrantRole,
@@ -14,6 +14,12 @@ from citychain.modules.identity.messages import (
 )
 
 NAME = "identity"
+
+ADDRESS = QueryParam("address", str, description="the account's address (40 hex)",
+                     example="3f2a9c1b7e5d4a6f8b0c2d4e6f8a0b1c2d3e4f50")
+DID = QueryParam("did", str, description="the account's DID (instead of address)",
+                 example="did:city:" + "3f2a9c1b7e5d4a6f8b0c2d4e6f8a0b1c2d3e4f50")
+LIMIT = QueryParam("limit", int, description="page size (1..500, default 100)", example=100)
 
 MODULE = Module(
     name=NAME,
@@ -32,6 +38,20 @@ MODULE = Module(
         "params": queries.query_params,
     },
     provable_queries=frozenset({"account", "key_history", "params"}),
+    query_params={
+        "account": (ADDRESS, DID),
+        "key_history": (ADDRESS, DID, QueryParam("start", int, description="first entry index",
+                                                 example=0), LIMIT),
+        "role_holders": (QueryParam("role", str, required=True, description="a role name",
+                                    example="citizen"),
+                         QueryParam("start_after", str,
+                                    description="list holders after this address or DID",
+                                    example="3f2a9c1b7e5d4a6f8b0c2d4e6f8a0b1c2d3e4f50"), LIMIT),
+        "params": (),
+    },
+    event_types=frozenset({events.IDENTITY_CREATED, events.KEY_ROTATED, events.ROLE_GRANTED,
+                           events.ROLE_REVOKED, events.IDENTITY_SUSPENDED,
+                           events.IDENTITY_REINSTATED}),
     init_genesis=genesis.init_genesis,
     export_genesis=genesis.export_genesis,
 )

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from citychain.core.module import Module
-from citychain.modules.validators import blocks, genesis, handlers, queries
+from citychain.core.module import Module, QueryParam
+from citychain.modules.validators import blocks, events, genesis, handlers, queries
 from citychain.modules.validators.messages import (
     MsgApproveValidatorChange,
     MsgProposeValidatorChange,
@@ -25,6 +25,22 @@ MODULE = Module(
         "params": queries.query_params,
     },
     provable_queries=frozenset({"validator", "proposal", "params"}),
+    query_params={
+        "validators": (),
+        "validator": (QueryParam("pubkey", str, required=True,
+                                 description="the validator's Ed25519 key (64 hex)",
+                                 example="ab" * 32),),
+        "proposal": (QueryParam("id", int, required=True, description="a proposal id",
+                                example=1),),
+        "proposals": (QueryParam("start_after", int, description="list proposals after this id",
+                                 example=1),
+                      QueryParam("limit", int, description="page size (1..500, default 100)",
+                                 example=100)),
+        "params": (),
+    },
+    event_types=frozenset({events.VALIDATOR_CHANGE_PROPOSED, events.VALIDATOR_CHANGE_APPROVED,
+                           events.VALIDATOR_CHANGE_PASSED, events.VALIDATOR_CHANGE_LAPSED,
+                           events.VALIDATOR_CHANGE_FAILED, events.VALIDATOR_SET_CHANGED}),
     init_genesis=genesis.init_genesis,
     export_genesis=genesis.export_genesis,
     end_block=blocks.process_end_block,

@@ -1,0 +1,110 @@
+"""Build the gateway: a FastAPI app over one node's RPC.
+
+``create_app`` wires the routers, the problem+json handlers, per-client rate limits, latency
+metrics and the block tail. The app holds no chain state of its own: everything it answers it
+reads from the node when asked, so a restarted gateway answers exactly as before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+
+from citychain.api import events
+from citychain.api.gateway import Gateway, GatewaySettings, gateway_of
+from citychain.api.metrics import GatewayMetrics
+from citychain.api.node import NodeBackend, NodeUnavailableError
+from citychain.api.problems import Problem, install_handlers, problem_response
+from citychain.api.ratelimit import RateLimiter
+from citychain.api.routes import chain, queries, txs
+from citychain.core.module import Module
+
+__all__ = ["create_app"]
+
+DESCRIPTION = """\
+The HTTP gateway of one citychain node. Reads go through the node's query path and can carry
+Merkle proofs with the signed header that commits to them; writes are signed transactions only.
+Errors are `application/problem+json` with the chain's codespace, code and the offending field.
+See docs/api.md.
+"""
+
+UNLIMITED = ("/healthz", "/metrics")
+
+
+def create_app(settings: GatewaySettings | None = None, *,
+               modules: list[Module] | None = None,
+               node: NodeBackend | None = None) -> FastAPI:
+    """The gateway app for the node at ``settings.node_url`` (or the given ``node`` backend).
+
+    ``modules`` are the modules whose queries get routes (default: the node's default set).
+    """
+    settings = settings or GatewaySettings()
+    if modules is None:
+        from citychain.node.assemble import default_modules  # composition default only
+        modules = default_modules()
+    backend = node or NodeBackend(settings.node_url, timeout=settings.commit_timeout + 10)
+    gateway = Gateway(settings=settings, node=backend, modules=list(modules))
+    gateway.metrics = GatewayMetrics()
+    limiter = RateLimiter(settings.rate_limit, settings.rate_burst)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        with contextlib.suppress(NodeUnavailableError):
+            await backend.connect()  # else connect lazily on the first request
+        tail = asyncio.create_task(gateway.metrics.follow_blocks(
+            backend, settings.event_poll_seconds))
+        try:
+            yield
+        finally:
+            tail.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await tail
+            await backend.close()
+
+    app = FastAPI(title="citychain gateway", version="1", description=DESCRIPTION,
+                  lifespan=lifespan)
+    app.state.gateway = gateway
+    install_handlers(app)
+    app.include_router(chain.router)
+    app.include_router(txs.router)
+    app.include_router(queries.build_router(gateway.modules))
+    app.include_router(events.router)
+
+    @app.get("/metrics", tags=["chain"], summary="Prometheus metrics",
+             responses={200: {"content": {"text/plain": {"example":
+                 "citychain_block_height 42.0\n"}}}})
+    async def get_metrics(request: Request) -> Response:
+        state = gateway_of(request)
+        await state.metrics.refresh(state.node)
+        return Response(state.metrics.render(),
+                        media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    @app.middleware("http")
+    async def limit_and_measure(request: Request,
+                                call_next: Callable[[Request], Awaitable[Any]]) -> Any:
+        started = time.perf_counter()
+        path = request.url.path
+        client = request.client.host if request.client else "unknown"
+        wait = 0.0 if path in UNLIMITED else limiter.acquire(client)
+        if wait > 0:
+            retry = limiter.retry_after(wait)
+            response: Any = problem_response(Problem.api(
+                "rate_limited", f"over {settings.rate_limit:g} requests/s for {client}; retry "
+                f"in {retry} s", headers={"Retry-After": retry}), path)
+        else:
+            if not backend.chain_id and path not in UNLIMITED:
+                with contextlib.suppress(Exception):
+                    await backend.connect()
+            response = await call_next(request)
+        route = request.scope.get("route")
+        gateway.metrics.observe_request(request.method, str(getattr(route, "path", "unmatched")),
+                                        response.status_code, time.perf_counter() - started)
+        return response
+
+    return app
+
