@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 
-from cli_helpers import free_port, run_cli
+import httpx
+from cli_helpers import cli_command, cli_env, free_port, run_cli
 
 from citychain.node.demo import DEMO_MARKER
 
@@ -23,6 +25,33 @@ def test_demo_runs_and_verifies(tmp_path: Path) -> None:
     assert (home / DEMO_MARKER).exists()
     again = run_cli("verify", "--home", home)
     assert again.returncode == 0, again.stderr
+
+
+def test_demo_serves_the_http_api_while_it_runs(tmp_path: Path) -> None:
+    api_port = free_port()
+    process = subprocess.Popen(
+        cli_command("demo", "--home", tmp_path / "demo", "--duration", 8, "--citizens", 10,
+                    "--rate", 100, "--rpc-port", free_port(), "--api-port", api_port),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env())
+    try:
+        assert process.stdout is not None
+        url = ""
+        for line in process.stdout:
+            if line.startswith("api: "):
+                url = line.split()[1]
+                break
+        assert url == f"http://127.0.0.1:{api_port}", url
+        status = httpx.get(f"{url}/v1/status", timeout=10).json()
+        assert status["driver"] == "solo" and status["chain_id"]
+        blocks = httpx.get(f"{url}/v1/blocks", params={"limit": 1}, timeout=10).json()
+        assert blocks["items"][0]["height"] >= 1
+        rest, errors = process.communicate(timeout=90)
+        assert process.returncode == 0, errors
+        assert "chain verified" in rest
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
 
 
 def test_invalid_demo_in_a_foreign_directory(tmp_path: Path) -> None:

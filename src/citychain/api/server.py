@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import logging
 import socket
+import subprocess
+import sys
 import threading
+import time
 
+import httpx
 import uvicorn
 
 from citychain.api.app import create_app
 from citychain.api.gateway import GatewaySettings
 
-__all__ = ["GatewayThread", "serve"]
+__all__ = ["GatewayProcess", "GatewayThread", "free_port", "serve"]
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
@@ -61,3 +65,66 @@ class GatewayThread:
         self._server.should_exit = True
         self._thread.join(timeout=10)
         logging.getLogger(__name__).debug("gateway on %s stopped", self.url)
+
+
+class GatewayProcess:
+    """The gateway as a child process (``citychain api``), so it does not share this process's
+    interpreter lock with a node running here (the demo)."""
+
+    def __init__(self, node_url: str, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
+                 rate_limit: float = GatewaySettings.rate_limit) -> None:
+        self.host = host
+        self.port = port if port and _is_free(host, port) else free_port(host)
+        self.node_url = node_url
+        self.rate_limit = rate_limit
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> GatewayProcess:
+        """Start it and wait until /healthz answers.
+
+        Raises:
+            RuntimeError: it exited or did not answer within ``timeout``.
+        """
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "citychain.cli", "api", "--node", self.node_url,
+             "--host", self.host, "--port", str(self.port), "--rate-limit", f"{self.rate_limit}"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                error = (self._process.stderr.read() if self._process.stderr else b"").decode()
+                raise RuntimeError(f"the gateway exited: {error.strip()[-500:]}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1.0).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"the gateway did not answer on {self.url} within {timeout} s")
+
+    def stop(self) -> None:
+        if self._process is None:
+            return
+        self._process.terminate()
+        try:
+            self._process.wait(10)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+        if self._process.stderr is not None:
+            self._process.stderr.close()
+        self._process = None
+
+
+def _is_free(host: str, port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True

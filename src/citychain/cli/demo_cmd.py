@@ -18,18 +18,21 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from citychain.api.server import GatewayProcess
 from citychain.cli.common import echo, stdout_console
 from citychain.cli.errors import CliError
 from citychain.cli.verify_cmd import audit_with_progress, summary
 from citychain.node.demo import DemoRun, DemoStats
 
 
-def view(run: DemoRun, stats: DemoStats, remaining: float | None) -> Panel:
+def view(run: DemoRun, stats: DemoStats, remaining: float | None, api_url: str = "") -> Panel:
     """The live view: chain figures, the current phase, the last refusal and how to look in."""
     table = Table.grid(padding=(0, 2))
     table.add_column(style="bold cyan", justify="right")
     table.add_column()
     table.add_row("rpc", run.rpc_url)
+    if api_url:
+        table.add_row("api", f"{api_url}  (OpenAPI: {api_url}/docs)")
     table.add_row("height", str(stats.height))
     table.add_row("last block", f"{stats.last_block_txs} txs, {stats.last_block_failed} failed, "
                                 f"{stats.last_block_ms:.0f} ms")
@@ -48,6 +51,7 @@ def view(run: DemoRun, stats: DemoStats, remaining: float | None) -> Panel:
     if citizen is not None:
         hint = Text("\n".join((
             "", "In another terminal:",
+            *((f"  curl {api_url}/v1/accounts/{citizen.did}",) if api_url else ()),
             "  citychain query balance \\",
             f"    {citizen.did} ucity --prove \\",
             f"    --node {run.rpc_url} --home {run.root}")), style="dim", no_wrap=True)
@@ -80,6 +84,10 @@ def demo(
     rpc_port: Annotated[int, typer.Option(
         "--rpc-port", min=0, max=65535,
         help="RPC port on 127.0.0.1 (a free one is used if it is taken).")] = 26657,
+    api_port: Annotated[int, typer.Option(
+        "--api-port", min=0, max=65535,
+        help="HTTP API port on 127.0.0.1 (a free one is used if it is taken; 0: no API).")
+    ] = 8080,
     block_interval: Annotated[float | None, typer.Option(
         "--block-interval", min=0.001, show_default=False,
         help="Seconds between blocks (default: the node default).")] = None,
@@ -87,7 +95,8 @@ def demo(
     """Run a city on a fresh local chain and watch it live, then audit the chain.
 
     Creates a home with a treasury, a registrar and N citizens (deterministic keys), starts a
-    solo node with its RPC server in this process and submits a live workload: citizens register
+    solo node with its RPC server in this process, the HTTP API (`citychain api`) in a child
+    process, and submits a live workload: citizens register
     their identities, the registrar grants them the citizen role, the treasury issues city credit,
     then citizens pay each other (now and then one tries to overspend or to mint, and is refused).
     On Ctrl-C or after --duration it stops cleanly, re-verifies the whole chain from genesis and
@@ -99,6 +108,7 @@ def demo(
                   block_interval=block_interval, rate=rate)
     stop = threading.Event()
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    gateway: GatewayProcess | None = None
 
     def request_stop(signum: int, frame: FrameType | None) -> None:
         stop.set()
@@ -107,7 +117,11 @@ def demo(
         for sig in previous:
             signal.signal(sig, request_stop)
         run.start()
-        _watch(run, stop, duration)
+        if api_port:
+            gateway = GatewayProcess(run.rpc_url, port=api_port).start()
+        _watch(run, stop, duration, gateway.url if gateway else "")
+        if gateway is not None:
+            gateway.stop()
         height = run.stop()
         if run.failure is not None:
             raise CliError(f"the demo stopped early: {run.failure}")
@@ -121,6 +135,8 @@ def demo(
             echo(f"the demo chain stays in {root}; audit it again with: "
                  f"citychain verify --home {root}")
     finally:
+        if gateway is not None:
+            gateway.stop()
         run.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -128,7 +144,7 @@ def demo(
             shutil.rmtree(root, ignore_errors=True)
 
 
-def _watch(run: DemoRun, stop: threading.Event, duration: float) -> None:
+def _watch(run: DemoRun, stop: threading.Event, duration: float, api_url: str) -> None:
     """Show the live view (or plain status lines) until Ctrl-C, --duration or a failure."""
     deadline = time.monotonic() + duration if duration > 0 else None
     console = stdout_console()
@@ -141,13 +157,15 @@ def _watch(run: DemoRun, stop: threading.Event, duration: float) -> None:
         return stop.is_set() or run.failure is not None or (left is not None and left <= 0)
 
     if console.is_terminal:
-        with Live(view(run, run.stats, remaining()), console=console, refresh_per_second=4,
+        with Live(view(run, run.stats, remaining(), api_url), console=console, refresh_per_second=4,
                   transient=False) as live:
             while not done():
                 stop.wait(0.25)
-                live.update(view(run, run.stats, remaining()))
+                live.update(view(run, run.stats, remaining(), api_url))
         return
     echo(f"rpc: {run.rpc_url}")
+    if api_url:
+        echo(f"api: {api_url}  (OpenAPI: {api_url}/docs)")
     next_line = time.monotonic()
     while not done():
         if time.monotonic() >= next_line:

@@ -7,7 +7,17 @@ from typing import Annotated
 import typer
 
 from citychain import __version__
-from citychain.cli import api_cmd, demo_cmd, init_cmd, keys, node_cmd, query, testnet, tx, verify_cmd
+from citychain.cli import (
+    api_cmd,
+    demo_cmd,
+    init_cmd,
+    keys,
+    node_cmd,
+    query,
+    testnet,
+    tx,
+    verify_cmd,
+)
 from citychain.cli.errors import EXIT_CODES
 from citychain.cli.group import CityGroup
 
@@ -27,8 +37,8 @@ app = typer.Typer(
     help="citychain: a shared, tamper-evident ledger for a city and its partners.\n\n"
          "Create a home with `citychain init`, run it with `citychain node start`, send "
          "transactions with `citychain tx`, read (and verify) state with `citychain query`, "
-         "serve the HTTP API with `citychain api`, audit a chain with `citychain verify`, or watch a whole city at work with "
-         "`citychain demo`.\n\n"
+         "serve the HTTP API with `citychain api`, audit a chain with `citychain verify`, or "
+         "watch a whole city at work with `citychain demo`.\n\n"
          "Errors are one line on stderr: error: [codespace/code] message (field f).\n\n"
          + _exit_code_help(),
 )
