@@ -101,7 +101,8 @@ def install_handlers(app: FastAPI) -> None:
             problem = Problem.api("not_found", f"no route {request.url.path}")
         elif error.status_code == 405:
             problem = Problem.api("method_not_allowed",
-                                  f"{request.method} is not allowed on {request.url.path}")
+                                  f"{request.method} is not allowed on {request.url.path}",
+                                  headers=dict(error.headers or {}))  # Allow (RFC 9110)
         else:
             problem = Problem(error.status_code, "api", 0, "http_error", str(error.detail))
         return problem_response(problem, request.url.path)
