@@ -91,7 +91,8 @@ def install_handlers(app: FastAPI) -> None:
         first = error.errors()[0] if error.errors() else {}
         field = _field_of(tuple(first.get("loc") or ()))
         message = str(first.get("msg") or "invalid request")
-        detail = f"{field}: {message}" if field else message
+        where = field or ".".join(str(p) for p in first.get("loc") or ())  # e.g. a missing body
+        detail = f"{where}: {message}" if where else message
         return problem_response(Problem.api("invalid_request", detail, field=field),
                                 request.url.path)
 
