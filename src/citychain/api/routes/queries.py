@@ -65,6 +65,10 @@ async def _proof(gateway: Gateway, result: QueryResult) -> QueryProof:
     if result.reads is None:
         raise Problem.api("node_error", "the node sent no proof")
     if gateway.node.driver == "solo":
+        if result.solo_signed_header is None and result.height == 0:
+            raise Problem.api("not_found", "prove: no block has committed yet, so no signed "
+                              "header commits this state; retry after the first block",
+                              field="prove")
         if result.solo_signed_header is None:
             raise Problem.api("node_error", "the node sent no signed header")
         light = LightBlock(driver="solo", height=result.height,
