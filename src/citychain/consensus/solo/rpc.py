@@ -187,9 +187,21 @@ class SoloRpc:
 
 
 class _Handler(BaseHTTPRequestHandler):
+    """One connection. HTTP/1.1 keeps it open between requests (a gateway or client sends many);
+    an idle connection is closed after ``timeout`` seconds, and every connection is closed after
+    its current request once the server stops."""
+
     rpc: SoloRpc
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body are separate writes: no 40 ms delayed ACK
+    timeout = 30
+    stopping: threading.Event
 
     def do_POST(self) -> None:
+        if self.stopping.is_set():
+            self.close_connection = True
+            self.send_error(503, "the node is stopping")
+            return
         length = int(self.headers.get("Content-Length") or 0)
         request_id: Any = None
         try:
@@ -232,7 +244,9 @@ class RpcServer:
     """Serves SoloRpc over HTTP on a loopback address in a background thread."""
 
     def __init__(self, node: SoloNode, host: str = "127.0.0.1", port: int = 0) -> None:
-        handler = type("BoundHandler", (_Handler,), {"rpc": SoloRpc(node)})
+        self._stopping = threading.Event()
+        handler = type("BoundHandler", (_Handler,), {"rpc": SoloRpc(node),
+                                                     "stopping": self._stopping})
         self._server = ThreadingHTTPServer((host, port), handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="solo-rpc",
@@ -247,5 +261,6 @@ class RpcServer:
         self._thread.start()
 
     def stop(self) -> None:
+        self._stopping.set()
         self._server.shutdown()
         self._server.server_close()
