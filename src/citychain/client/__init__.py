@@ -1,1 +1,81 @@
-"""Python client for citychain nodes: RPC calls, tx building and light verification of answers."""
+"""The Python SDK of citychain: wallet, tx builders, gateway clients and light verification.
+
+Quick start (see docs/sdk.md)::
+
+    from citychain.client import Client, TxBuilder, Wallet
+
+    wallet = Wallet.from_key_file("alice.json")
+    with Client("http://127.0.0.1:8080", trusted_genesis="genesis.json") as client:
+        msg = TxBuilder(client.chain_id()).bank.transfer(to=did, denom="ucity", amount=5)
+        client.submit(msg, wallet)
+        client.balance(wallet.address, "ucity")  # proven against the trusted genesis
+
+The lower-level modules (``rpc``, ``verify``, ``cometbft``, ``network``) talk to a node's RPC
+directly; they stay importable by their module paths.
+"""
+
+from citychain.client.api import (
+    Account,
+    AsyncClient,
+    Block,
+    Client,
+    CommittedTx,
+    QueryResult,
+    Status,
+    SubmittedTx,
+    TxEvent,
+    TxResult,
+)
+from citychain.client.builders import MessageBuilder, TxBuilder
+from citychain.client.cometbft import LightVerificationError
+from citychain.client.errors import (
+    ApiError,
+    CitychainError,
+    CommitTimeoutError,
+    GatewayUnavailableError,
+    InvalidRequestError,
+    NotFoundError,
+    Problem,
+    QueryRejectedError,
+    RateLimitedError,
+    TxFailedError,
+    TxRejectedError,
+    VerificationError,
+    WalletError,
+)
+from citychain.client.light import LightVerifier, UntrustedHeaderError
+from citychain.client.wallet import Wallet
+
+# citychain.client.events (event subscription) adds its exports here.
+
+__all__ = [
+    "Account",
+    "ApiError",
+    "AsyncClient",
+    "Block",
+    "CitychainError",
+    "Client",
+    "CommitTimeoutError",
+    "CommittedTx",
+    "GatewayUnavailableError",
+    "InvalidRequestError",
+    "LightVerificationError",
+    "LightVerifier",
+    "MessageBuilder",
+    "NotFoundError",
+    "Problem",
+    "QueryRejectedError",
+    "QueryResult",
+    "RateLimitedError",
+    "Status",
+    "SubmittedTx",
+    "TxBuilder",
+    "TxEvent",
+    "TxFailedError",
+    "TxRejectedError",
+    "TxResult",
+    "UntrustedHeaderError",
+    "VerificationError",
+    "Wallet",
+    "WalletError",
+]

@@ -13,16 +13,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from citychain.client.errors import VerificationError as VerificationError  # re-exported
 from citychain.consensus.solo.block import SignedHeader
 from citychain.core import codec
 from citychain.core.merkle import Proof, verify_proof
 from citychain.core.module import QueryHandler
 from citychain.core.simple_merkle import verify_inclusion
 from citychain.core.tx import tx_hash
-
-
-class VerificationError(Exception):
-    """The answer does not verify: the node that served it is wrong or lying."""
 
 
 @dataclass(frozen=True)
