@@ -13,6 +13,7 @@ import httpx
 import uvicorn
 
 from citychain.api.app import create_app
+from citychain.api.events import end_streams
 from citychain.api.gateway import GatewaySettings
 
 __all__ = ["GatewayProcess", "GatewayThread", "free_port", "serve"]
@@ -26,10 +27,19 @@ def _config(settings: GatewaySettings, host: str, port: int, log_level: str) -> 
                           access_log=False, lifespan="on", ws="websockets-sansio")
 
 
+class _Server(uvicorn.Server):
+    """uvicorn's server that first ends the open event streams: they would hold its wait for
+    open connections forever."""
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        end_streams(self.config.app)
+        await super().shutdown(sockets)
+
+
 def serve(settings: GatewaySettings, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
           log_level: str = "warning") -> None:
     """Serve until interrupted (SIGINT/SIGTERM stop it cleanly)."""
-    uvicorn.Server(_config(settings, host, port, log_level)).run()
+    _Server(_config(settings, host, port, log_level)).run()
 
 
 def free_port(host: str = DEFAULT_HOST) -> int:
@@ -45,7 +55,7 @@ class GatewayThread:
                  port: int = 0) -> None:
         self.host = host
         self.port = port or free_port(host)
-        self._server = uvicorn.Server(_config(settings, host, self.port, "warning"))
+        self._server = _Server(_config(settings, host, self.port, "warning"))
         self._thread = threading.Thread(target=self._server.run, name="gateway", daemon=True)
 
     @property
