@@ -273,12 +273,13 @@ class _Operations:
     """Everything both clients do, as generators of requests (see the module docstring)."""
 
     def __init__(self, base_url: str, trusted_genesis: Mapping[str, Any] | str | Path | None,
-                 modules: Sequence[Module] | None) -> None:
+                 modules: Sequence[Module] | None, skipping: bool) -> None:
         self.base_url = base_url.rstrip("/")
         self.modules = list(modules) if modules is not None else known_modules()
         self.verifier: LightVerifier | None = None
         if trusted_genesis is not None:
-            self.verifier = LightVerifier(trusted_genesis, modules=self.modules)
+            self.verifier = LightVerifier(trusted_genesis, modules=self.modules,
+                                          skipping=skipping)
         self._chain_id: str | None = self.verifier.chain_id if self.verifier else None
         self._next_sequence: dict[str, int] = {}
 
@@ -444,7 +445,9 @@ class Client:
     """A synchronous client of one gateway (see the module docstring).
 
     ``trusted_genesis``: a genesis dict or JSON path obtained out of band; with it every query
-    and (by default) every ``tx()`` is verified. ``transport``: an httpx transport (tests,
+    and (by default) every ``tx()`` is verified. ``skipping``: on CometBFT, verify headers with
+    CometBFT's skipping verification instead of one by one (see
+    :class:`~citychain.client.light.LightVerifier`). ``transport``: an httpx transport (tests,
     proxies). Use as a context manager or call :meth:`close`.
     """
 
@@ -452,8 +455,8 @@ class Client:
                  trusted_genesis: Mapping[str, Any] | str | Path | None = None,
                  modules: Sequence[Module] | None = None, timeout: float = DEFAULT_TIMEOUT,
                  transport: httpx.BaseTransport | None = None,
-                 headers: Mapping[str, str] | None = None) -> None:
-        self._ops = _Operations(base_url, trusted_genesis, modules)
+                 headers: Mapping[str, str] | None = None, skipping: bool = False) -> None:
+        self._ops = _Operations(base_url, trusted_genesis, modules, skipping)
         self._http = httpx.Client(base_url=self._ops.base_url, timeout=timeout,
                                   transport=transport, headers=dict(headers or {}))
         if self._ops.verifier is not None:
@@ -636,8 +639,8 @@ class AsyncClient:
                  trusted_genesis: Mapping[str, Any] | str | Path | None = None,
                  modules: Sequence[Module] | None = None, timeout: float = DEFAULT_TIMEOUT,
                  transport: httpx.AsyncBaseTransport | None = None,
-                 headers: Mapping[str, str] | None = None) -> None:
-        self._ops = _Operations(base_url, trusted_genesis, modules)
+                 headers: Mapping[str, str] | None = None, skipping: bool = False) -> None:
+        self._ops = _Operations(base_url, trusted_genesis, modules, skipping)
         self._http = httpx.AsyncClient(base_url=self._ops.base_url, timeout=timeout,
                                        transport=transport, headers=dict(headers or {}))
         self._loop: asyncio.AbstractEventLoop | None = None

@@ -1,0 +1,132 @@
+"""Tx builders: one per registered message, generated from the message classes; each validates
+like the chain and names the offending field in the chain's typed error."""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from typing import Any
+
+import pytest
+
+from citychain.client import TxBuilder, Wallet
+from citychain.client.builders import MessageBuilder, builder_name, known_modules
+from citychain.core.crypto import PrivateKey
+from citychain.core.errors import InvalidMessageError
+from citychain.core.messages import MessageRegistry, Msg
+from citychain.core.tx import decode_tx
+from citychain.node.assemble import default_modules
+
+CHAIN_ID = "builders-city"
+KEY = PrivateKey.from_secret("test_builders/key")
+DID = KEY.did
+
+# A valid value for every field name any message uses (as a caller would pass it).
+VALID: dict[str, Any] = {
+    "to": DID, "did": DID, "organisation": DID, "denom": "ucity", "amount": 5,
+    "display_name": "City credit", "decimals": 6, "pubkey": KEY.public_key.hex(),
+    "new_pubkey": KEY.public_key, "new_key_signature": "ab" * 64, "role": "citizen",
+    "reason": "case-12", "action": "add", "power": 10, "name": "node-1", "proposal_id": 1,
+}
+
+
+def registered() -> list[type[Msg]]:
+    return [cls for module in default_modules() for cls in module.handlers]
+
+
+def registry() -> MessageRegistry:
+    found = MessageRegistry()
+    for cls in registered():
+        found.register(cls)
+    return found
+
+
+def valid_values(builder: MessageBuilder) -> dict[str, Any]:
+    return {name: VALID[name] for name in builder.fields}
+
+
+def test_known_modules_are_the_node_defaults() -> None:
+    assert known_modules() == default_modules()
+
+
+def test_every_registered_message_has_a_builder() -> None:
+    builder = TxBuilder(CHAIN_ID)
+    assert builder.modules == tuple(m.name for m in default_modules())
+    built = {b.cls for b in builder.builders()}
+    assert built == set(registered())
+    for module in default_modules():
+        for cls in module.handlers:
+            found = getattr(getattr(builder, module.name), builder_name(cls))
+            assert found.cls is cls and builder.for_type(cls.TYPE) is found
+            assert [p for p in found.__signature__.parameters] == [
+                f.name for f in dataclasses.fields(cls)]
+            assert cls.TYPE in (found.__doc__ or "")
+    assert builder_name(registered()[-1]) == "approve_validator_change"
+    assert "transfer" in dir(builder.bank) and "bank" in dir(builder)
+
+
+@pytest.mark.parametrize("cls", registered(), ids=lambda cls: cls.TYPE)
+def test_each_builder_builds_a_valid_message(cls: type[Msg]) -> None:
+    builder = TxBuilder(CHAIN_ID).for_type(cls.TYPE)
+    msg = builder(**valid_values(builder))
+    assert type(msg) is cls
+    assert cls.from_value(msg.to_value()) == msg
+    for name, kind in typing.get_type_hints(cls).items():
+        if kind is bytes:
+            assert isinstance(getattr(msg, name), bytes)
+
+
+@pytest.mark.parametrize("cls", registered(), ids=lambda cls: cls.TYPE)
+def test_invalid_field_of_every_builder_is_named(cls: type[Msg]) -> None:
+    builder = TxBuilder(CHAIN_ID).for_type(cls.TYPE)
+    for name in builder.fields:
+        wrong_type = {**valid_values(builder), name: 1.5}  # no message field is a float
+        with pytest.raises(InvalidMessageError) as caught:
+            builder(**wrong_type)
+        assert caught.value.field == name and caught.value.code == 7
+        missing = {k: v for k, v in valid_values(builder).items() if k != name}
+        with pytest.raises(InvalidMessageError) as absent:
+            builder(**missing)
+        assert absent.value.field == name
+    with pytest.raises(InvalidMessageError) as unknown:
+        builder(**valid_values(builder), colour="blue")
+    assert unknown.value.field == "colour"
+
+
+def test_invalid_values_fail_validate_basic_naming_the_field() -> None:
+    builder = TxBuilder(CHAIN_ID)
+    cases = [
+        (builder.bank.transfer, {"to": "bob", "denom": "ucity", "amount": 1}, "to"),
+        (builder.bank.transfer, {"to": DID, "denom": "ucity", "amount": 0}, "amount"),
+        (builder.bank.mint, {"to": DID, "denom": "U", "amount": 1}, "denom"),
+        (builder.identity.create_identity, {"pubkey": "zz"}, "pubkey"),
+        (builder.identity.create_identity, {"pubkey": b"\x01" * 31}, "pubkey"),
+        (builder.identity.grant_role, {"did": DID, "role": "mayor"}, "role"),
+        (builder.validators.approve_validator_change, {"proposal_id": 0}, "proposal_id"),
+    ]
+    for build, values, field in cases:
+        with pytest.raises(InvalidMessageError) as caught:
+            build(**values)
+        assert (caught.value.field, caught.value.codespace) == (field, "core")
+
+
+def test_unknown_module_or_message() -> None:
+    builder = TxBuilder(CHAIN_ID)
+    with pytest.raises(AttributeError, match="no module 'mayor'"):
+        _ = builder.mayor
+    with pytest.raises(AttributeError, match=r"has no message 'steal'.*transfer"):
+        _ = builder.bank.steal
+    with pytest.raises(KeyError):
+        builder.for_type("citychain.bank.v1.MsgSteal")
+
+
+def test_sign_gives_a_tx_the_chain_decodes() -> None:
+    builder = TxBuilder(CHAIN_ID)
+    wallet = Wallet.from_seed(KEY.seed)
+    first = builder.bank.transfer(to=DID, denom="ucity", amount=3)
+    second = builder.identity.grant_role(did=DID, role="citizen")
+    tx = decode_tx(builder.sign(wallet, 4, first, second, memo="two"), registry())
+    assert (tx.body.chain_id, tx.sender, tx.body.sequence, tx.messages, tx.body.memo) == (
+        CHAIN_ID, wallet.address, 4, (first, second), "two")
+    with pytest.raises(InvalidMessageError):  # a message built by hand is validated too
+        builder.sign(wallet, 0, type(first)(to="bob", denom="ucity", amount=1))
