@@ -1,0 +1,1 @@
+"""The oracle module: registered devices, anchored reading batches and aggregated feeds."""

@@ -1,0 +1,80 @@
+"""Oracle module parameters: defaults, canonical encoding and validation of the genesis form."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+from citychain.core import codec
+from citychain.core.errors import InvalidGenesisError
+
+# Hard caps, also enforced by the messages' validate_basic (a param may only lower them).
+# A batch of 1,000 DIDs is about 51 KB, within the 64 KiB transaction limit.
+MAX_BATCH_DEVICES = 1_000
+MAX_DEVICE_STREAMS = 64
+MAX_FEED_SOURCES = 256
+MAX_FEED_COVERAGE = 256
+MAX_DURATION_MS = 366 * 24 * 3_600_000
+
+# name -> (minimum, maximum) of every parameter.
+_BOUNDS: dict[str, tuple[int, int]] = {
+    "max_batch_devices": (1, MAX_BATCH_DEVICES),
+    "max_batch_span_ms": (1, MAX_DURATION_MS),
+    "max_timestamp_skew_ms": (0, MAX_DURATION_MS),
+    "max_device_streams": (1, MAX_DEVICE_STREAMS),
+    "max_feed_sources": (1, MAX_FEED_SOURCES),
+    "max_feed_coverage": (1, MAX_FEED_COVERAGE),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Params:
+    """``max_batch_devices``: devices one anchor may list; ``max_batch_span_ms``: longest time
+    from a batch's first to its last reading (it also bounds the ``anchors_by_device`` scan);
+    ``max_timestamp_skew_ms``: how far past block time a reading or window end may lie;
+    ``max_device_streams``: streams one device may declare; ``max_feed_sources``: source batches
+    one feed value may name; ``max_feed_coverage``: districts or lines one feed may cover."""
+
+    max_batch_devices: int = MAX_BATCH_DEVICES
+    max_batch_span_ms: int = 3_600_000
+    max_timestamp_skew_ms: int = 60_000
+    max_device_streams: int = 16
+    max_feed_sources: int = 64
+    max_feed_coverage: int = 64
+
+    def to_value(self) -> dict[str, Any]:
+        return {item.name: getattr(self, item.name) for item in fields(self)}
+
+    def to_bytes(self) -> bytes:
+        return codec.encode(self.to_value())
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Params:
+        """Decode stored params. Raises DecodeError/NonCanonicalError on corrupt bytes."""
+        value = codec.decode(data)
+        return cls(**{name: value[name] for name in _BOUNDS})
+
+    @classmethod
+    def from_genesis(cls, value: Any, path: str) -> Params:
+        """Build params from their genesis form; missing fields take their defaults.
+
+        Raises:
+            InvalidGenesisError: ``value`` is not a map, has an unknown field or a bad value.
+        """
+        if not isinstance(value, dict):
+            raise InvalidGenesisError(f"{path} must be a map", field=path)
+        for name in sorted(value):
+            if name not in _BOUNDS:
+                raise InvalidGenesisError(f"{path} has unknown parameter {name!r}",
+                                          field=f"{path}.{name}")
+        chosen: dict[str, int] = {}
+        for name, (minimum, maximum) in _BOUNDS.items():
+            raw = value.get(name, getattr(DEFAULT_PARAMS, name))
+            if type(raw) is not int or not minimum <= raw <= maximum:
+                raise InvalidGenesisError(f"{path}.{name} must be an integer from {minimum} to "
+                                          f"{maximum}", field=f"{path}.{name}")
+            chosen[name] = raw
+        return cls(**chosen)
+
+
+DEFAULT_PARAMS = Params()
