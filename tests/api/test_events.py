@@ -3,10 +3,11 @@ their history pages, against a real solo node and gateway over real HTTP."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import itertools
 import json
-from collections.abc import Iterator
+from collections.abc import AsyncGenerator, Iterator
 from typing import Any
 
 import httpx
@@ -15,7 +16,7 @@ from conftest import SoloCity
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from citychain.api.events import SCAN_BLOCKS_PER_PAGE
+from citychain.api.events import SCAN_BLOCKS_PER_PAGE, sse_frames
 from citychain.api.gateway import GatewaySettings
 from citychain.api.server import free_port
 from citychain.consensus.solo.rpc import RpcServer
@@ -375,3 +376,20 @@ def test_history_pages_cover_every_event_exactly_once(solo_city: SoloCity,
     everything = history(solo_city, limit=100)
     assert all(order(a) < order(b) for a, b in itertools.pairwise(everything))
     assert len(everything) == sum(len(tx["events"]) for tx in chain.committed)
+
+
+def test_silence_gets_a_heartbeat_comment_and_events_get_frames() -> None:
+    event = {"id": "7.2", "type": "coins_transferred", "height": 7, "n": 2}
+
+    async def waiting_then_one_event() -> AsyncGenerator[dict[str, Any] | None]:
+        yield None
+        yield event
+
+    async def frames(heartbeat: float) -> list[str]:
+        return [frame async for frame in sse_frames(waiting_then_one_event(),
+                                                    heartbeat=heartbeat)]
+
+    data = json.dumps(event, separators=(",", ":"))
+    event_frame = f"id: 7.2\nevent: coins_transferred\ndata: {data}\n\n"
+    assert asyncio.run(frames(0)) == ["retry: 3000\n\n", ": keep-alive\n\n", event_frame]
+    assert asyncio.run(frames(3600)) == ["retry: 3000\n\n", event_frame]

@@ -17,7 +17,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Iterable
+from collections.abc import AsyncGenerator, Awaitable, Iterable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -239,7 +239,7 @@ async def live_position(gateway: Gateway, start: Position | None) -> Position | 
 
 
 async def follow_events(gateway: Gateway, start: Position | None,
-                        event_filter: EventFilter) -> AsyncIterator[dict[str, Any] | None]:
+                        event_filter: EventFilter) -> AsyncGenerator[dict[str, Any] | None]:
     """The matching events after ``start`` (None: from the next block), block after block as
     the chain commits them, forever. Yields None whenever it waits (for a block or for the
     node), so a consumer can send heartbeats. Node failures are retried, never skipped."""
@@ -326,18 +326,20 @@ def sse_frame(event: dict[str, Any]) -> str:
     return f"id: {event['id']}\nevent: {name}\ndata: {data}\n\n"
 
 
-async def sse_frames(events: AsyncIterator[dict[str, Any] | None]) -> AsyncGenerator[str]:
-    """Events as SSE frames, with a comment when the stream was silent for a while."""
+async def sse_frames(events: AsyncGenerator[dict[str, Any] | None], *,
+                     heartbeat: float = HEARTBEAT_SECONDS) -> AsyncGenerator[str]:
+    """Events as SSE frames, with a comment when the stream was silent ``heartbeat`` s."""
     yield f"retry: {RETRY_MILLISECONDS}\n\n"
     last_write = time.monotonic()
-    async for event in events:
-        if event is not None:
-            yield sse_frame(event)
-        elif time.monotonic() - last_write >= HEARTBEAT_SECONDS:
-            yield ": keep-alive\n\n"
-        else:
-            continue
-        last_write = time.monotonic()
+    async with contextlib.aclosing(events):
+        async for event in events:
+            if event is not None:
+                yield sse_frame(event)
+            elif time.monotonic() - last_write >= heartbeat:
+                yield ": keep-alive\n\n"
+            else:
+                continue
+            last_write = time.monotonic()
 
 
 class EventStreamResponse(Response):
@@ -466,9 +468,10 @@ async def stream_events_ws(websocket: WebSocket) -> None:
     await websocket.accept()
 
     async def pump() -> None:
-        async for event in follow_events(gateway, start, event_filter):
-            if event is not None:
-                await websocket.send_text(json.dumps(event, separators=(",", ":")))
+        async with contextlib.aclosing(follow_events(gateway, start, event_filter)) as events:
+            async for event in events:
+                if event is not None:
+                    await websocket.send_text(json.dumps(event, separators=(",", ":")))
 
     async def client_gone() -> None:
         while (await websocket.receive())["type"] != "websocket.disconnect":
