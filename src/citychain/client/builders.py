@@ -32,9 +32,10 @@ def known_modules() -> list[Module]:
     keeps the two equal)."""
     from citychain.modules.bank.module import MODULE as BANK
     from citychain.modules.identity.module import MODULE as IDENTITY
+    from citychain.modules.oracle.module import MODULE as ORACLE
     from citychain.modules.validators.module import MODULE as VALIDATORS
 
-    return [IDENTITY, BANK, VALIDATORS]
+    return [IDENTITY, BANK, VALIDATORS, ORACLE]
 
 
 def builder_name(cls: type[Msg]) -> str:

@@ -19,9 +19,10 @@ def default_modules() -> list[Module]:
     """The modules of this release, in execution order (never discovered: order is consensus)."""
     from citychain.modules.bank.module import MODULE as BANK
     from citychain.modules.identity.module import MODULE as IDENTITY
+    from citychain.modules.oracle.module import MODULE as ORACLE
     from citychain.modules.validators.module import MODULE as VALIDATORS
 
-    return [IDENTITY, BANK, VALIDATORS]
+    return [IDENTITY, BANK, VALIDATORS, ORACLE]
 
 
 def build_app(store: VersionedStore) -> Application:

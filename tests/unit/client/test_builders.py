@@ -27,6 +27,13 @@ VALID: dict[str, Any] = {
     "display_name": "City credit", "decimals": 6, "pubkey": KEY.public_key.hex(),
     "new_pubkey": KEY.public_key, "new_key_signature": "ab" * 64, "role": "citizen",
     "reason": "case-12", "action": "add", "power": 10, "name": "node-1", "proposal_id": 1,
+    "device_type": "StreetLight", "district": "centre", "streams": ["lux:LUX:0:100000"],
+    "has_coordinates": False, "latitude_udeg": 0, "longitude_udeg": 0,
+    "merkle_root": "cd" * 32, "devices": [DID], "first_reading_ms": 1, "last_reading_ms": 2,
+    "reading_count": 1, "previous_batch_id": "", "feed_id": "lux-centre",
+    "description": "Mean illuminance", "unit": "LUX", "scale": 0, "aggregation": "mean",
+    "coverage": ["centre"], "window_start_ms": 1, "window_end_ms": 2, "value": 7,
+    "source_batch_ids": ["ef" * 32],
 }
 
 
@@ -61,7 +68,7 @@ def test_every_registered_message_has_a_builder() -> None:
             assert [p for p in found.__signature__.parameters] == [
                 f.name for f in dataclasses.fields(cls)]
             assert cls.TYPE in (found.__doc__ or "")
-    assert builder_name(registered()[-1]) == "approve_validator_change"
+    assert builder_name(registered()[-1]) == "publish_feed_value"
     assert "transfer" in dir(builder.bank) and "bank" in dir(builder)
 
 

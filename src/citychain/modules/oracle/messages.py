@@ -147,9 +147,9 @@ class MsgRegisterDevice(Msg):
     device_type: str
     district: str
     streams: tuple[str, ...]
-    has_coordinates: bool = False
-    latitude_udeg: int = 0
-    longitude_udeg: int = 0
+    has_coordinates: bool
+    latitude_udeg: int
+    longitude_udeg: int
 
     def validate_basic(self) -> None:
         validate_did_field(self.did, "did")
@@ -171,9 +171,9 @@ class MsgUpdateDevice(Msg):
     did: str
     district: str
     streams: tuple[str, ...]
-    has_coordinates: bool = False
-    latitude_udeg: int = 0
-    longitude_udeg: int = 0
+    has_coordinates: bool
+    latitude_udeg: int
+    longitude_udeg: int
 
     def validate_basic(self) -> None:
         validate_did_field(self.did, "did")
@@ -211,7 +211,7 @@ class MsgAnchorBatch(Msg):
     first_reading_ms: int
     last_reading_ms: int
     reading_count: int
-    previous_batch_id: bytes = b""
+    previous_batch_id: bytes
 
     def validate_basic(self) -> None:
         validate_hash_field(self.merkle_root, "merkle_root")
