@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import itertools
 import json
 from collections.abc import AsyncGenerator, Iterator
@@ -16,8 +17,9 @@ from conftest import SoloCity
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from citychain.api.events import SCAN_BLOCKS_PER_PAGE, sse_frames
-from citychain.api.gateway import GatewaySettings
+from citychain.api.events import SCAN_BLOCKS_PER_PAGE, SharedReads, sse_frames
+from citychain.api.gateway import Gateway, GatewaySettings
+from citychain.api.node import BlockEvents, NodeStatus
 from citychain.api.server import free_port
 from citychain.consensus.solo.rpc import RpcServer
 from citychain.core.crypto import PrivateKey
@@ -25,6 +27,7 @@ from citychain.core.messages import Msg
 from citychain.core.tx import build_tx
 from citychain.modules.bank.messages import MsgTransfer
 from citychain.modules.identity.messages import MsgCreateIdentity, MsgGrantRole
+from citychain.node.assemble import default_modules
 
 TIMEOUT = httpx.Timeout(10.0)
 """A stream that should have sent something and did not within this fails the test."""
@@ -177,6 +180,24 @@ def test_events_of_a_submitted_tx_arrive(solo_city: SoloCity, chain: Chain) -> N
         assert event["type"] == node_event["type"]
         assert event["attributes"] == dict(node_event["attributes"])
     assert history(solo_city, from_height=transfer["height"]) == events
+
+
+def test_concurrent_streams_get_the_same_events(solo_city: SoloCity, chain: Chain) -> None:
+    """Streams share the gateway's reads of the tip and of each block; each still gets all."""
+    with contextlib.ExitStack() as stack:
+        client = stack.enter_context(httpx.Client(base_url=solo_city.api_url, timeout=TIMEOUT))
+        streams = [stack.enter_context(client.stream("GET", "/v1/events", params=params))
+                   for params in [{}, {}, {"module": "bank"}, {"from_height": 1}]]
+        websocket = stack.enter_context(connect(
+            solo_city.api_url.replace("http://", "ws://") + "/v1/events/ws", open_timeout=10))
+        for amount in range(1, 4):
+            chain.transfer("alice", "bob", amount, amount)
+        received = [list(sse_events(stream, 6)) for stream in streams]
+        received.append([json.loads(websocket.recv(timeout=10)) for _ in range(6)])
+    assert len(received[0]) == 6
+    assert all(events == received[0] for events in received)
+    assert [event["tx_hash"] for event in received[0][::2]] == [
+        tx["hash"] for tx in chain.committed]
 
 
 def mixed_chain(chain: Chain) -> None:
@@ -393,3 +414,42 @@ def test_silence_gets_a_heartbeat_comment_and_events_get_frames() -> None:
     event_frame = f"id: 7.2\nevent: coins_transferred\ndata: {data}\n\n"
     assert asyncio.run(frames(0)) == ["retry: 3000\n\n", ": keep-alive\n\n", event_frame]
     assert asyncio.run(frames(3600)) == ["retry: 3000\n\n", event_frame]
+
+
+class CountingNode:
+    """A node backend that counts reads and answers after a moment (so reads overlap)."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    async def status(self) -> NodeStatus:
+        self.calls.append("status")
+        await asyncio.sleep(0.01)
+        return NodeStatus("c", "solo", 5, "", "", "")
+
+    async def block_events(self, height: int) -> BlockEvents:
+        self.calls.append(f"block_events {height}")
+        await asyncio.sleep(0.01)
+        return BlockEvents(height, [(0, "ab" * 32, {"type": "coins_transferred",
+                                                    "attributes": [["amount", "1"]]})])
+
+
+def test_streams_share_the_reads_of_the_tip_and_of_each_block() -> None:
+    node = CountingNode()
+    gateway = Gateway(settings=GatewaySettings(event_poll_seconds=60),
+                      node=node, modules=default_modules())  # node: a duck-typed NodeBackend
+    reads = SharedReads(gateway, keep_blocks=2)
+
+    async def many() -> None:
+        tips = await asyncio.gather(*(reads.tip() for _ in range(5)))
+        blocks = await asyncio.gather(*(reads.block(3) for _ in range(5)))
+        assert tips == [5] * 5
+        assert all(block == blocks[0] for block in blocks)
+        assert blocks[0][0]["module"] == "bank" and blocks[0][0]["id"] == "3.0"
+        assert await reads.tip() == 5 and await reads.block(3) == blocks[0]  # kept
+        for height in (1, 2, 3):  # only the 2 most recent are kept
+            await reads.block(height)
+
+    asyncio.run(many())
+    assert node.calls == ["status", "block_events 3", "block_events 1", "block_events 2",
+                          "block_events 3"]

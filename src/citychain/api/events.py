@@ -15,10 +15,13 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import re
 import time
-from collections.abc import AsyncGenerator, Awaitable, Iterable
+from collections import OrderedDict
+from collections.abc import AsyncGenerator, Awaitable, Callable, Hashable, Iterable
 from dataclasses import dataclass
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request, WebSocket
@@ -39,6 +42,7 @@ __all__ = [
     "EventPage",
     "EventStreamResponse",
     "Position",
+    "SharedReads",
     "end_streams",
     "follow_events",
     "read_block_events",
@@ -55,7 +59,8 @@ SCAN_BLOCKS_PER_PAGE = 100
 """The most blocks one history page reads; a page that stops there says so in next_cursor."""
 READ_AHEAD = 8
 """Blocks a history page reads from the node at once."""
-MAX_N = 999_999_999
+RECENT_BLOCKS = 64
+"""Blocks whose events a gateway keeps for the streams that follow the tip."""
 
 EVENT_ID = re.compile(r"^([1-9][0-9]{0,17})\.([0-9]{1,9})$")
 HEIGHT_CURSOR = re.compile(r"^(0|[1-9][0-9]{0,17})$")
@@ -238,11 +243,88 @@ async def live_position(gateway: Gateway, start: Position | None) -> Position | 
         return None
 
 
-async def follow_events(gateway: Gateway, start: Position | None,
+class SharedReads:
+    """What the streams of one gateway read alike, read once: the tip (at most one status call
+    per poll interval, however many streams poll) and the events of recent blocks (one read per
+    block, however many streams follow it). A committed block's events never change, so keeping
+    them is safe; the cached lists are shared and never modified."""
+
+    def __init__(self, gateway: Gateway, *, keep_blocks: int = RECENT_BLOCKS) -> None:
+        self.gateway = gateway
+        self.keep_blocks = keep_blocks
+        self._tip = 0
+        self._tip_read_at = -math.inf
+        self._blocks: OrderedDict[int, list[dict[str, Any]]] = OrderedDict()
+        self._reading: dict[Hashable, asyncio.Future[Any]] = {}
+
+    async def tip(self) -> int:
+        """The latest height, read at most one poll interval ago.
+
+        Raises:
+            NodeUnavailableError, NodeAnswerError: the node cannot be asked.
+        """
+        if time.monotonic() - self._tip_read_at < self.gateway.settings.event_poll_seconds:
+            return self._tip
+        tip: int = await self._once("tip", self._read_tip)
+        return tip
+
+    async def block(self, height: int) -> list[dict[str, Any]]:
+        """The events of committed block ``height`` (see :func:`read_block_events`).
+
+        Raises:
+            NotFoundError, NodeUnavailableError, NodeAnswerError: as read_block_events.
+        """
+        events = self._blocks.get(height)
+        if events is not None:
+            self._blocks.move_to_end(height)
+            return events
+        read: list[dict[str, Any]] = await self._once(("block", height),
+                                                      partial(self._read_block, height))
+        return read
+
+    async def _read_tip(self) -> int:
+        tip = (await self.gateway.node.status()).latest_height
+        self._tip, self._tip_read_at = max(self._tip, tip), time.monotonic()
+        return self._tip
+
+    async def _read_block(self, height: int) -> list[dict[str, Any]]:
+        events = await read_block_events(self.gateway, height)
+        self._blocks[height] = events
+        while len(self._blocks) > self.keep_blocks:
+            self._blocks.popitem(last=False)
+        return events
+
+    async def _once(self, key: Hashable, read: Callable[[], Awaitable[Any]]) -> Any:
+        """``read()``, shared with every caller asking for ``key`` while it runs; a caller that
+        leaves (is cancelled) does not cancel it for the others."""
+        future = self._reading.get(key)
+        if future is None:
+            future = asyncio.ensure_future(read())
+            self._reading[key] = future
+            future.add_done_callback(partial(self._read_done, key))
+        return await asyncio.shield(future)
+
+    def _read_done(self, key: Hashable, future: asyncio.Future[Any]) -> None:
+        self._reading.pop(key, None)
+        if not future.cancelled():
+            future.exception()  # retrieved, even if every caller has left
+
+
+def shared_reads(app: Starlette) -> SharedReads:
+    """The app's :class:`SharedReads` (made on first use)."""
+    reads = getattr(app.state, "event_shared_reads", None)
+    if not isinstance(reads, SharedReads):
+        reads = SharedReads(app.state.gateway)
+        app.state.event_shared_reads = reads
+    return reads
+
+
+async def follow_events(reads: SharedReads, start: Position | None,
                         event_filter: EventFilter) -> AsyncGenerator[dict[str, Any] | None]:
     """The matching events after ``start`` (None: from the next block), block after block as
     the chain commits them, forever. Yields None whenever it waits (for a block or for the
     node), so a consumer can send heartbeats. Node failures are retried, never skipped."""
+    gateway = reads.gateway
     poll = gateway.settings.event_poll_seconds
     failing = False
     while start is None:
@@ -257,12 +339,12 @@ async def follow_events(gateway: Gateway, start: Position | None,
     while True:
         try:
             if height > tip:
-                tip = (await gateway.node.status()).latest_height
+                tip = await reads.tip()
             if height > tip:
                 yield None
                 await asyncio.sleep(poll)
                 continue
-            events = await read_block_events(gateway, height)
+            events = await reads.block(height)
         except (NodeUnavailableError, NodeAnswerError) as exc:
             if not failing:
                 log.warning("events: reading block %d failed (%s); retrying every %s s",
@@ -440,8 +522,9 @@ async def stream_events(
 ) -> EventStreamResponse:
     event_filter = build_filter(gateway, module, types, account)
     start = await live_position(gateway, start_position(from_height, after, last_event_id))
-    return EventStreamResponse(sse_frames(follow_events(gateway, start, event_filter)),
-                               _closing(request.app))
+    return EventStreamResponse(
+        sse_frames(follow_events(shared_reads(request.app), start, event_filter)),
+        _closing(request.app))
 
 
 def _close_reason(text: str) -> str:
@@ -468,7 +551,8 @@ async def stream_events_ws(websocket: WebSocket) -> None:
     await websocket.accept()
 
     async def pump() -> None:
-        async with contextlib.aclosing(follow_events(gateway, start, event_filter)) as events:
+        followed = follow_events(shared_reads(websocket.app), start, event_filter)
+        async with contextlib.aclosing(followed) as events:
             async for event in events:
                 if event is not None:
                     await websocket.send_text(json.dumps(event, separators=(",", ":")))
