@@ -64,7 +64,6 @@ RECENT_BLOCKS = 64
 
 EVENT_ID = re.compile(r"^([1-9][0-9]{0,17})\.([0-9]{1,9})$")
 HEIGHT_CURSOR = re.compile(r"^(0|[1-9][0-9]{0,17})$")
-ID_PATTERN = r"^[1-9][0-9]{0,17}\.[0-9]{1,9}$"
 
 Position = tuple[int, int]
 """Where a reader stands: ``(height, n)``; it reads the events strictly after that one.
@@ -86,13 +85,17 @@ SSE_EXAMPLE = (f"retry: {RETRY_MILLISECONDS}\n\n"
 class EventAnswer(BaseModel):
     """One event of a committed block."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [EVENT_EXAMPLE]})
+    model_config = ConfigDict(json_schema_extra={"examples": [EVENT_EXAMPLE]},
+                              use_attribute_docstrings=True)
     id: str
+    """``<height>.<n>``: resume after it with ``after`` or ``Last-Event-ID``."""
     height: int
     n: int
+    """The event's place among all of its block's events (from 0, before any filter)."""
     tx_index: int | None
     """The index of the tx in its block; null for the block's own events (end-block work)."""
     tx_hash: str | None
+    """The hash of the tx (hex); null for the block's own events."""
     module: str
     """The module that declares the event type ("" if none does)."""
     type: str
@@ -101,9 +104,10 @@ class EventAnswer(BaseModel):
 
 class EventPage(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [
-        {"items": [EVENT_EXAMPLE], "next_cursor": "42.0"}]})
+        {"items": [EVENT_EXAMPLE], "next_cursor": "42.0"}]}, use_attribute_docstrings=True)
     items: list[EventAnswer]
     next_cursor: str | None
+    """Pass it as ``cursor`` (with the same parameters) for the next page; null at the end."""
 
 
 # -- reading and filtering
