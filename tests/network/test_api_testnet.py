@@ -145,3 +145,25 @@ def test_blocks_and_light_headers(apinet: ApiNet) -> None:
     assert light["driver"] == "cometbft"
     assert int(light["signed_header"]["header"]["height"]) == top
     assert len(light["signed_header"]["commit"]["signatures"]) == 4
+
+
+def test_events_of_a_committed_tx_on_cometbft(apinet: ApiNet) -> None:
+    raw = build_tx(ALICE, CHAIN_ID, 1, MsgTransfer(BOB.did, DENOM, 17))
+    with apinet.api(0) as first, apinet.api(1) as second:
+        sent = first.post("/v1/txs", json={"tx": base64.b64encode(raw).decode()}).json()
+        assert sent["result"]["code"] == 0, sent
+        height = sent["height"]
+        for _ in range(300):
+            if second.get("/v1/status").json()["latest_height"] >= height:
+                break
+            time.sleep(0.05)
+        page = second.get("/v1/events/history", params={
+            "from_height": height, "to_height": height, "module": "bank",
+            "account": BOB.did}).json()
+        with second.stream("GET", "/v1/events", params={"from_height": height,
+                                                        "type": "coins_transferred"}) as stream:
+            data = next(line for line in stream.iter_lines() if line.startswith("data:"))
+    [event] = page["items"]
+    assert event["type"] == "coins_transferred" and event["tx_hash"] == sent["hash"]
+    assert event["attributes"]["amount"] == "17" and event["id"].startswith(f"{height}.")
+    assert json.loads(data.removeprefix("data:"))["id"] == event["id"]
