@@ -1,0 +1,122 @@
+"""The oracle module through the full Application: register devices, anchor a batch from a
+gateway, publish a feed value, then read everything back with Merkle proofs checked against the
+committed app hash; a suspension takes effect in the very next block."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from citychain.app.types import TxResult
+from citychain.client.verify import ProvenView, verify_reads
+from citychain.core import codec
+from citychain.core.errors import NotProvableError, RoleRequiredError
+from citychain.modules.identity.messages import MsgSuspendIdentity
+from citychain.modules.oracle.errors import DeviceNotActiveError
+from citychain.modules.oracle.messages import (
+    MsgAnchorBatch,
+    MsgDeclareFeed,
+    MsgPublishFeedValue,
+    MsgRegisterDevice,
+)
+from citychain.modules.oracle.module import MODULE
+from citychain.modules.oracle.types import compute_batch_id
+from citychain.testing.chain import Cast, ChainRunner, memory_chain
+from citychain.testing.checks import assert_error, assert_ok
+
+ROOT = bytes(range(32))
+
+
+def proven(runner: ChainRunner, name: str, params: dict[str, Any]) -> Any:
+    """Ask ``/oracle/<name>`` with proofs, check every proof against the committed app hash and
+    re-run the query over the proven reads only; return the (verified) answer."""
+    response = runner.app.query(f"/oracle/{name}", codec.encode(params), 0, True)
+    assert response.ok, response.log
+    reads = verify_reads(runner.app_hash, list(response.reads))
+    answer = codec.decode(response.value)
+    assert MODULE.queries[name](ProvenView(reads), params) == answer
+    return answer
+
+
+def started() -> tuple[ChainRunner, Cast, bytes]:
+    runner, cast = memory_chain(Cast.make(devices=3, prefix="oracle-app/"))
+    gateway, sensor_a, sensor_b = cast.devices
+    operator = cast.operator
+    results = runner.run(
+        runner.tx(operator, MsgRegisterDevice(gateway.did, "Gateway", "centre", (), False, 0, 0)),
+        runner.tx(operator, MsgRegisterDevice(sensor_a.did, "AirQualityObserved", "centre",
+                                              ("pm25:GQ:0:1000",), True, 52_520_008,
+                                              13_404_954)),
+        runner.tx(operator, MsgRegisterDevice(sensor_b.did, "WasteContainer", "north",
+                                              ("fillingLevel:P1:0:100",), False, 0, 0)))
+    for result in results:
+        assert_ok(result)
+    now_ms = runner.time_ns // 1_000_000
+    devices = tuple(sorted((sensor_a.did, sensor_b.did)))
+    anchor = MsgAnchorBatch(ROOT, devices, now_ms - 60_000, now_ms - 1_000, 120, b"")
+    (result,) = runner.run(runner.tx(gateway, anchor))
+    assert_ok(result)
+    assert [e.type for e in result.events] == ["batch_anchored"]
+    batch_id = compute_batch_id(ROOT, devices, now_ms - 60_000, now_ms - 1_000, 120, b"")
+    assert result.events[0].get("batch_id") == batch_id.hex()
+    results = runner.run(
+        runner.tx(operator, MsgDeclareFeed("pm25-centre", "Mean PM2.5, centre", "GQ", 1, "mean",
+                                           ("centre",))),
+        runner.tx(operator, MsgPublishFeedValue("pm25-centre", now_ms - 60_000, now_ms, 184,
+                                                (batch_id.hex(),))))
+    for result in results:
+        assert_ok(result)
+    return runner, cast, batch_id
+
+
+def test_device_anchor_and_feed_value_read_back_proven() -> None:
+    runner, cast, batch_id = started()
+    gateway, sensor_a, sensor_b = cast.devices
+    device = proven(runner, "device", {"did": sensor_a.did})
+    assert device["owner"] == cast.operator.did and device["identity_status"] == "active"
+    assert device["pubkey"] == sensor_a.public_key.hex()
+    assert device["location"]["latitude_udeg"] == 52_520_008
+
+    anchor = proven(runner, "anchor", {"merkle_root": ROOT.hex()})
+    assert anchor["batch_id"] == batch_id.hex() and anchor["reading_count"] == 120
+    assert anchor["operator"] == cast.operator.did and anchor["submitter"] == gateway.did
+    assert anchor["devices"] == sorted([sensor_a.did, sensor_b.did])
+
+    feed = proven(runner, "feed", {"feed_id": "pm25-centre"})
+    assert feed["publisher"] == cast.operator.did and feed["scale"] == 1
+    value = proven(runner, "feed_value", {"feed_id": "pm25-centre"})
+    assert value["value"] == 184 and value["source_batch_ids"] == [batch_id.hex()]
+    assert proven(runner, "feed_value", {"feed_id": "pm25-centre",
+                                         "window_end_ms": value["window_end_ms"]}) == value
+    assert proven(runner, "feed_value", {"feed_id": "no-such-feed"}) is None  # non-membership
+    assert proven(runner, "params", {})["max_batch_devices"] == 1_000
+
+    covering = runner.query("/oracle/anchors_by_device",
+                            {"did": sensor_b.did, "from_ms": anchor["first_reading_ms"] + 5})
+    assert [a["batch_id"] for a in covering["anchors"]] == [batch_id.hex()]
+    refused = runner.app.query("/oracle/anchors_by_device",
+                               codec.encode({"did": sensor_b.did, "from_ms": 1}), 0, True)
+    assert (refused.codespace, refused.code) == (NotProvableError.codespace,
+                                                 NotProvableError.code)
+
+    exported = runner.app.export_genesis()["oracle"]
+    assert len(exported["devices"]) == 3 and len(exported["feed_values"]) == 1
+
+
+def test_suspension_takes_effect_in_the_next_block() -> None:
+    runner, cast, _ = started()
+    _, sensor_a, _ = cast.devices
+    (result,) = runner.run(runner.tx(cast.registrar, MsgSuspendIdentity(sensor_a.did, "case-9")))
+    assert_ok(result)
+    assert proven(runner, "device", {"did": sensor_a.did})["identity_status"] == "suspended"
+    now_ms = runner.time_ns // 1_000_000
+    late = MsgAnchorBatch(b"\x42" * 32, (sensor_a.did,), now_ms - 5_000, now_ms, 3, b"")
+    (result,) = runner.run(runner.tx(cast.operator, late))
+    assert_error(result, DeviceNotActiveError)
+
+
+def test_ante_refuses_oracle_messages_without_the_operator_role() -> None:
+    runner, cast = memory_chain(Cast.make(devices=1, prefix="oracle-app/"))
+    citizen = cast.citizens[0]
+    register = MsgRegisterDevice(cast.devices[0].did, "Vehicle", "centre", (), False, 0, 0)
+    checked: TxResult = runner.check(runner.tx(citizen, register))
+    assert_error(checked, RoleRequiredError)
