@@ -106,6 +106,13 @@ def provable_cases(cast: Cast) -> dict[str, list[dict[str, Any]]]:
         "/validators/validator": [{"pubkey": cast.node.public_key.hex()}],
         "/validators/proposal": [{"id": 1}],
         "/validators/params": [{}],
+        # No oracle txs here (absent records: non-membership); present ones in test_oracle_app.
+        "/oracle/device": [{"did": cast.devices[0].did}],
+        "/oracle/anchor": [{"batch_id": "00" * 32}, {"merkle_root": "11" * 32}],
+        "/oracle/feed": [{"feed_id": "pm25-centre"}],
+        "/oracle/feed_value": [{"feed_id": "pm25-centre"},
+                               {"feed_id": "pm25-centre", "window_end_ms": 5}],
+        "/oracle/params": [{}],
     }
 
 
