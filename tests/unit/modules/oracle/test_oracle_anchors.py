@@ -6,8 +6,11 @@ from dataclasses import replace
 
 from oracle_world import BLOCK, HEIGHT, NOW_MS, K, anchor_msg, batch_id_of, did, fails, run
 
+from citychain.core.context import TxContext
 from citychain.core.errors import InvalidMessageError
 from citychain.core.events import Event
+from citychain.modules.identity.messages import MsgRevokeRole
+from citychain.modules.identity.module import MODULE as IDENTITY
 from citychain.modules.oracle import api, state
 from citychain.modules.oracle.errors import (
     AnchorNotAllowedError,
@@ -90,6 +93,27 @@ def test_invalid_anchor_by_device_that_is_not_a_gateway(view: DictState) -> None
 def test_invalid_anchor_by_decommissioned_gateway(view: DictState) -> None:
     run(view, K.operator, MsgDecommissionDevice(did(K.gateway)))
     fails(view, K.gateway, anchor_msg(), AnchorNotAllowedError, "sender")
+
+
+def revoke(view: DictState, who: str, role: str) -> None:
+    IDENTITY.handlers[MsgRevokeRole](view, TxContext(BLOCK, K.registrar.address),
+                                     MsgRevokeRole(who, role))
+
+
+def test_invalid_anchor_by_gateway_whose_owner_lost_the_operator_role(view: DictState) -> None:
+    revoke(view, did(K.operator), "operator")
+    fails(view, K.gateway, anchor_msg(), AnchorNotAllowedError, "sender")
+
+
+def test_invalid_anchor_by_gateway_that_lost_the_device_role(view: DictState) -> None:
+    revoke(view, did(K.gateway), "device")
+    fails(view, K.gateway, anchor_msg(), AnchorNotAllowedError, "sender")
+
+
+def test_invalid_anchor_device_that_lost_the_device_role(view: DictState) -> None:
+    revoke(view, did(K.sensor_a), "device")
+    fails(view, K.operator, anchor_msg(), DeviceNotActiveError, "devices[0]")
+    assert not api.is_device_active(view, did(K.sensor_a))
 
 
 def test_invalid_anchor_more_devices_than_params(view: DictState) -> None:
