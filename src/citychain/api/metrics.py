@@ -51,7 +51,7 @@ class GatewayMetrics:
         self.latency = Histogram("citychain_api_request_seconds", "API request latency",
                                  ["method", "route", "status"], buckets=LATENCY_BUCKETS,
                                  registry=self.registry)
-        self._followed = 0
+        self._followed = -1  # no block seen yet (0 is a height: a chain before its first block)
 
     def observe_check(self, codespace: str, code: int) -> None:
         self.submitted.inc()
@@ -77,7 +77,7 @@ class GatewayMetrics:
         while True:
             try:
                 latest = (await node.status()).latest_height
-                if self._followed == 0:
+                if self._followed < 0:
                     self._followed = latest  # count from the gateway's start
                 while self._followed < latest:
                     block = await node.block(self._followed + 1)
