@@ -18,7 +18,7 @@ from fastapi import FastAPI, Request, Response
 from citychain.api import events
 from citychain.api.gateway import Gateway, GatewaySettings, gateway_of
 from citychain.api.metrics import GatewayMetrics
-from citychain.api.node import NodeBackend, NodeUnavailableError
+from citychain.api.node import NodeAnswerError, NodeBackend, NodeUnavailableError
 from citychain.api.problems import Problem, install_handlers, problem_response
 from citychain.api.ratelimit import RateLimiter
 from citychain.api.routes import chain, queries, txs
@@ -54,7 +54,7 @@ def create_app(settings: GatewaySettings | None = None, *,
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        with contextlib.suppress(NodeUnavailableError):
+        with contextlib.suppress(NodeUnavailableError, NodeAnswerError):
             await backend.connect()  # else connect lazily on the first request
         tail = asyncio.create_task(gateway.metrics.follow_blocks(
             backend, settings.event_poll_seconds))
