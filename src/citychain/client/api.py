@@ -440,6 +440,15 @@ class _Operations:
         return submitted
 
 
+def _advance(op: Op[Any], body: Any) -> tuple[bool, Any]:
+    """Resume ``op`` with ``body`` (None to start it): (False, its next request) or (True, its
+    result)."""
+    try:
+        return False, op.send(body)
+    except StopIteration as stop:
+        return True, stop.value
+
+
 # ------------------------------------------------------------------------------ sync
 class Client:
     """A synchronous client of one gateway (see the module docstring).
@@ -493,13 +502,11 @@ class Client:
         return _read(request, response)
 
     def _run(self, op: Op[T]) -> T:
-        try:
-            request = next(op)
-            while True:
-                request = op.send(self._send(request))
-        except StopIteration as stop:
-            result: T = stop.value
-            return result
+        done, step = _advance(op, None)
+        while not done:
+            done, step = _advance(op, self._send(step))
+        result: T = step
+        return result
 
     # -- chain
     def status(self) -> Status:
@@ -687,17 +694,15 @@ class AsyncClient:
         self._loop = asyncio.get_running_loop()
         in_thread = threaded and self._ops.verifier is not None and \
             self._ops.verifier.driver == "cometbft"
-        try:
-            request = next(op)
-            while True:
-                body = await self._send(request)
-                if in_thread:
-                    request = await asyncio.to_thread(op.send, body)
-                else:
-                    request = op.send(body)
-        except StopIteration as stop:
-            result: T = stop.value
-            return result
+        done, step = _advance(op, None)
+        while not done:
+            body = await self._send(step)
+            if in_thread:  # StopIteration cannot cross a future: _advance returns it instead
+                done, step = await asyncio.to_thread(_advance, op, body)
+            else:
+                done, step = _advance(op, body)
+        result: T = step
+        return result
 
     async def status(self) -> Status:
         """As :meth:`Client.status`."""
