@@ -205,6 +205,14 @@ def test_rate_limited_carries_retry_after(solo_city: SoloCity) -> None:
         "api", 4)
 
 
+def test_node_unreachable_behind_the_gateway_is_503(solo_city: SoloCity) -> None:
+    url = solo_city.start_gateway(GatewaySettings(node_url="http://127.0.0.1:9", rate_limit=0))
+    with Client(url) as client, pytest.raises(GatewayUnavailableError) as caught:
+        client.status()
+    assert caught.value.status == 503 and caught.value.problem is not None
+    assert (caught.value.problem.codespace, caught.value.problem.code) == ("api", 5)
+
+
 def test_gateway_unavailable(solo_city: SoloCity) -> None:
     url = solo_city.api_url
     solo_city.stop_gateway()
