@@ -7,11 +7,10 @@ import asyncio
 import base64
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
-from conftest import SoloCity
 
 from citychain.api.gateway import GatewaySettings
 from citychain.client import (
@@ -40,6 +39,9 @@ from citychain.consensus.solo.block import SignedHeader, sign_header
 from citychain.core import codec
 from citychain.core.crypto import PrivateKey
 from citychain.core.errors import InvalidMessageError, SequenceFutureError
+
+if TYPE_CHECKING:  # only for annotations: another directory's conftest may own the name
+    from conftest import SoloCity
 
 DENOM = "ucity"
 
