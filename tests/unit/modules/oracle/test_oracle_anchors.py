@@ -4,7 +4,19 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from oracle_world import BLOCK, HEIGHT, NOW_MS, K, anchor_msg, batch_id_of, did, fails, run
+import pytest
+from oracle_world import (
+    BLOCK,
+    HEIGHT,
+    NOW_MS,
+    K,
+    anchor_msg,
+    batch_id_of,
+    did,
+    fails,
+    make_view,
+    run,
+)
 
 from citychain.core.context import TxContext
 from citychain.core.errors import InvalidMessageError
@@ -28,6 +40,12 @@ from citychain.modules.oracle.errors import (
 from citychain.modules.oracle.messages import MsgDecommissionDevice
 from citychain.modules.oracle.params import Params
 from citychain.testing.state import DictState
+
+
+@pytest.fixture
+def view() -> DictState:
+    """Identities, five registered devices (one suspended, one foreign) and default params."""
+    return make_view()
 
 
 def test_anchor_batch_stores_record_indexes_and_emits(view: DictState) -> None:

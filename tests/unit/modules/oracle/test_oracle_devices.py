@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from oracle_world import BLOCK, HEIGHT, K, did, fails, run
+import pytest
+from oracle_world import BLOCK, HEIGHT, K, did, fails, make_view, run
 
 from citychain.core.context import TxContext
 from citychain.core.crypto import PrivateKey
@@ -33,6 +34,12 @@ from citychain.modules.oracle.messages import (
 from citychain.modules.oracle.params import Params
 from citychain.modules.oracle.types import Location, Stream
 from citychain.testing.state import DictState
+
+
+@pytest.fixture
+def view() -> DictState:
+    """Identities, five registered devices (one suspended, one foreign) and default params."""
+    return make_view()
 
 
 def register(who: str = did(K.spare), streams: tuple[str, ...] = ("pm10:GQ:0:2000",

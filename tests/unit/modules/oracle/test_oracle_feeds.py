@@ -6,7 +6,18 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-from oracle_world import BLOCK, HEIGHT, NOW_MS, K, anchor_msg, batch_id_of, did, fails, run
+from oracle_world import (
+    BLOCK,
+    HEIGHT,
+    NOW_MS,
+    K,
+    anchor_msg,
+    batch_id_of,
+    did,
+    fails,
+    make_view,
+    run,
+)
 
 from citychain.core.errors import InvalidMessageError, RoleRequiredError
 from citychain.core.events import Event
@@ -27,6 +38,12 @@ from citychain.modules.oracle.messages import MsgDeclareFeed, MsgPublishFeedValu
 from citychain.modules.oracle.params import Params
 from citychain.modules.oracle.types import Feed, FeedValue
 from citychain.testing.state import DictState
+
+
+@pytest.fixture
+def view() -> DictState:
+    """Identities, five registered devices (one suspended, one foreign) and default params."""
+    return make_view()
 
 FIRST = anchor_msg(first_ms=NOW_MS - 600_000, last_ms=NOW_MS - 300_001)
 SECOND = anchor_msg(root=b"\x22" * 32, first_ms=NOW_MS - 300_000, last_ms=NOW_MS - 1)

@@ -7,13 +7,19 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from oracle_world import NOW_MS, K, anchor_msg, batch_id_of, did, run
+from oracle_world import NOW_MS, K, anchor_msg, batch_id_of, did, make_view, run
 
 from citychain.core.errors import InvalidQueryError
 from citychain.modules.oracle.messages import MsgDeclareFeed, MsgPublishFeedValue
 from citychain.modules.oracle.module import MODULE
 from citychain.modules.oracle.params import Params
 from citychain.testing.state import DictState
+
+
+@pytest.fixture
+def view() -> DictState:
+    """Identities, five registered devices (one suspended, one foreign) and default params."""
+    return make_view()
 
 # Three consecutive batches of sensor_a (two with sensor_b), 20 minutes each.
 BATCHES = [anchor_msg((K.sensor_a, K.sensor_b), root=bytes([i + 1]) * 32,
