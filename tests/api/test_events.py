@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import SoloCity
+from api_harness import SoloCity
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import SoloCity
+from api_harness import SoloCity
 from typer.testing import CliRunner
 
 from citychain.api.gateway import GatewaySettings
@@ -269,6 +269,21 @@ def test_every_route_has_an_example(client: httpx.Client) -> None:
                 missing.append(f"{method.upper()} {path}")
     assert not missing, f"routes without an example: {missing}"
     assert len(document["paths"]) >= 20
+
+
+def test_required_query_parameters_are_required_in_openapi(client: httpx.Client) -> None:
+    document = client.get("/openapi.json").json()
+    required = {(path, parameter["name"]): parameter.get("required", False)
+                for path, operations in document["paths"].items()
+                for parameter in operations.get("get", {}).get("parameters", [])}
+    assert required[("/v1/query/bank/balance", "denom")] is True
+    assert required[("/v1/query/bank/supply", "denom")] is True
+    assert required[("/v1/query/identity/role_holders", "role")] is True
+    assert required[("/v1/query/validators/proposal", "id")] is True
+    # one of address or did: neither alone is required
+    assert required[("/v1/query/bank/balance", "address")] is False
+    assert required[("/v1/query/bank/balance", "did")] is False
+    assert_problem(client.get("/v1/query/bank/supply"), 400, "api", 1, "denom")
 
 
 # ------------------------------------------------------------------------------ metrics

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 
 import httpx
-from conftest import SoloCity
+from api_harness import SoloCity
 
 from citychain.core.tx import build_tx
 from citychain.modules.bank.messages import MsgTransfer

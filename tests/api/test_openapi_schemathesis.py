@@ -14,7 +14,7 @@ import httpx
 import hypothesis
 import pytest
 import schemathesis
-from conftest import SoloCity, init_home
+from api_harness import SoloCity, init_home
 
 from citychain.api.app import create_app
 from citychain.api.gateway import GatewaySettings

@@ -41,7 +41,7 @@ from citychain.core.crypto import PrivateKey
 from citychain.core.errors import InvalidMessageError, SequenceFutureError
 
 if TYPE_CHECKING:  # only for annotations: another directory's conftest may own the name
-    from conftest import SoloCity
+    from api_harness import SoloCity
 
 DENOM = "ucity"
 
