@@ -43,12 +43,6 @@ class ApiNet:
     testnet: Testnet
     gateways: list[GatewayThread]
 
-    @property
-    def genesis(self) -> dict[str, object]:
-        path = self.testnet.node_dir(0).path / "cometbft" / "config" / "genesis.json"
-        loaded: dict[str, object] = json.loads(path.read_text())
-        return loaded
-
     def api(self, index: int) -> httpx.Client:
         return httpx.Client(base_url=self.gateways[index].url, timeout=60)
 
