@@ -7,7 +7,9 @@ grants it the validator-org role; org0 proposes adding node4's consensus key wit
 5 moves less than 1/3), org1 and org2 approve (3 of the 4 powers, more than 2/3), and the
 validators module returns the update from the end of the block H of the last approval. CometBFT
 applies it at H + 2: the ``validators`` RPC lists the key from there, node4 signs commits of
-later blocks, and all five applications keep the same app hash.
+later blocks, and all five applications keep the same app hash. A light client (the SDK through
+node4's gateway) trusting only the four genesis validators verifies an answer committed by the
+new set, following the change header by header.
 """
 
 from __future__ import annotations
@@ -27,7 +29,10 @@ import pytest
 from net_harness import NetworkProbe, prepare_cometbft
 from typer.testing import CliRunner
 
+from citychain.api.gateway import GatewaySettings
+from citychain.api.server import GatewayThread
 from citychain.cli.main import app
+from citychain.client import Client
 from citychain.client.rpc import NodeClient
 from citychain.core.crypto import PrivateKey
 from citychain.core.messages import Msg
@@ -213,4 +218,16 @@ def test_a_new_organisations_validator_joins_a_running_network_by_governance(net
     net.wait_height(0, signed_at + 2)
     net.assert_same_app_hash([0, 1, 2, 3, 4])
     net.assert_same_app_hash([4, 0, 1, 2, 3])
+
+    # A citizen's SDK trusting only the genesis (four validators) verifies an answer served by
+    # the newcomer's gateway after the change: the light verifier follows the set from 4 to 5.
+    gateway = GatewayThread(GatewaySettings(node_url=info.rpc_url, rate_limit=0)).start()
+    try:
+        genesis = testnet.node_dir(0).cometbft_home / "config" / "genesis.json"
+        with Client(gateway.url, trusted_genesis=genesis) as client:
+            answer = client.query("validators", "validator", pubkey=pubkey.hex(), verify=True)
+            assert answer.verified and answer.value["power"] == NEW_POWER
+            assert answer.height > height + 2  # committed by a header the new set signed
+    finally:
+        gateway.stop()
     assert time.monotonic() - started < 180, "the join took more than 3 minutes"
