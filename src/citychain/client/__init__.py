@@ -43,20 +43,21 @@ from citychain.client.errors import (
     VerificationError,
     WalletError,
 )
+from citychain.client.events import ChainEvent, EventFilter
 from citychain.client.light import LightVerifier, UntrustedHeaderError
 from citychain.client.wallet import Wallet
-
-# citychain.client.events (event subscription) adds its exports here.
 
 __all__ = [
     "Account",
     "ApiError",
     "AsyncClient",
     "Block",
+    "ChainEvent",
     "CitychainError",
     "Client",
     "CommitTimeoutError",
     "CommittedTx",
+    "EventFilter",
     "GatewayUnavailableError",
     "InvalidRequestError",
     "LightVerificationError",

@@ -36,6 +36,7 @@ from citychain.client.errors import (
     TxFailedError,
     TxRejectedError,
 )
+from citychain.client.events import ChainEvent, aiter_events, event_filter, iter_events
 from citychain.client.light import LightVerifier
 from citychain.client.wallet import Wallet
 from citychain.core.crypto import address_from_did
@@ -219,6 +220,11 @@ def _error_for(request: _Request, response: httpx.Response) -> Exception:
         return kind(f"{status} {problem.codespace}:{problem.code} {problem.title}: "
                     f"{problem.detail}", status=status, problem=problem)
     return ApiError(problem)
+
+
+def error_for_response(path: str, response: httpx.Response) -> Exception:
+    """The exception of the tree for a non-2xx answer of a GET ``path`` (its body read)."""
+    return _error_for(_Request("GET", path), response)
 
 
 def _read(request: _Request, response: httpx.Response) -> Any:
@@ -557,6 +563,22 @@ class Client:
             if cursor is None:
                 return
 
+    def events(self, *, module: str | Sequence[str] | None = None,
+               type: str | Sequence[str] | None = None, account: str | None = None,
+               from_height: int | None = None, after: str | None = None,
+               reconnect: bool = True, max_retries: int | None = None) -> Iterator[ChainEvent]:
+        """Follow the chain's events (filters: module(s), event type(s), an account's address or
+        DID); start ``after`` an event id, at ``from_height``, or (neither) at the next block.
+        Reconnects after a drop from the last event received: each event once, in order.
+
+        Raises:
+            InvalidRequestError: a bad filter or start (``field`` names it).
+            GatewayUnavailableError: the stream cannot be (re)opened (after ``max_retries``
+                consecutive failures; None: keep trying).
+        """
+        return iter_events(self._http, event_filter(module, type, account, from_height, after),
+                           reconnect=reconnect, max_retries=max_retries)
+
     # -- reads
     def query(self, module: str, name: str, /, *, height: int = 0, verify: bool | None = None,
               **params: Any) -> QueryResult:
@@ -729,6 +751,15 @@ class AsyncClient:
                 yield block
             if cursor is None:
                 return
+
+    def events(self, *, module: str | Sequence[str] | None = None,
+               type: str | Sequence[str] | None = None, account: str | None = None,
+               from_height: int | None = None, after: str | None = None,
+               reconnect: bool = True,
+               max_retries: int | None = None) -> AsyncIterator[ChainEvent]:
+        """As :meth:`Client.events`, as an async iterator."""
+        return aiter_events(self._http, event_filter(module, type, account, from_height, after),
+                            reconnect=reconnect, max_retries=max_retries)
 
     async def query(self, module: str, name: str, /, *, height: int = 0,
                     verify: bool | None = None, **params: Any) -> QueryResult:
