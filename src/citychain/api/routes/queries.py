@@ -83,7 +83,8 @@ def _parameter(param: QueryParam) -> inspect.Parameter:
     annotation: Any = Annotated[param.kind | None, Query(
         description=param.description + (" (required)" if param.required else ""),
         examples=[param.example] if param.example is not None else None)]
-    return inspect.Parameter(param.name, inspect.Parameter.KEYWORD_ONLY, default=None,
+    default = inspect.Parameter.empty if param.required else None  # required in OpenAPI too
+    return inspect.Parameter(param.name, inspect.Parameter.KEYWORD_ONLY, default=default,
                              annotation=annotation)
 
 
