@@ -61,7 +61,7 @@ machine; python 3.11.7; 10 s per phase; cpu in ms per request: gateway / node / 
 The bar is MISSED at both sizes: the gateway answers 200-290 reads/s, so at 500/s the queue
 grows for the whole phase (p99 is the queueing of ~10 s). At 100/s p99 is 12-19 ms. State size
 does not matter (one point read either way); prove=true costs the node +0.2 ms, the gateway
-nothing measurable. The cost is the gateway's CPU: ~3 ms per read on this machine, of which
+within run-to-run noise. The cost is the gateway's CPU: ~3 ms per read on this machine, of which
 ~1.3 ms is the httpx client call to the node (a new TCP connection per call: the solo RPC
 server speaks HTTP/1.0) and the rest uvicorn/h11, Starlette's BaseHTTPMiddleware, FastAPI
 routing and response validation; the node needs 0.4 ms. 500 reads/s need 1.5 cores for the
