@@ -12,7 +12,7 @@ bench/solo_throughput.py) the script starts, on loopback:
 * the gateway in another process, as a user runs it:
   ``python -m citychain.cli api --node URL --port P --rate-limit 0``;
 
-then, from this process, with one async httpx client and at most ``--concurrency`` requests in
+then, from this process, with one aiohttp client session and at most ``--concurrency`` requests in
 flight:
 
 a. paced reads: ``GET /v1/query/bank/balance`` of a random account in state for ``--seconds``,
@@ -33,44 +33,44 @@ Every phase also reports the CPU each process spent per request (from /proc), wh
 when other work shares the machine, unlike rates and latencies. The bar: p99 < 50 ms at 500
 reads/s. ``--profile-gateway DIR`` runs the gateway under cProfile and prints its top functions.
 
-Figures (2 cores shared by the node, the gateway, this load generator and other work on the
-machine; python 3.11.7; 10 s per phase; cpu in ms per request: gateway / node / generator):
+Figures (2 cores shared by the node, the gateway and this load generator; python 3.11.7; 10 s
+per phase; cpu in ms per request: gateway / node / generator):
 
     state 10,000 accounts          per s  p50 ms  p99 ms   gw cpu  node cpu  gen cpu
-    gateway 100/s                    100     5.8    19.0     2.91      0.45     1.61
-    gateway 500/s                    225  7833   12167      3.07      0.41     1.68
-    gateway 500/s prove=true         219  4529   12730      3.07      0.58     1.58
-    gateway saturating               200    66.9   254       2.94      0.37     1.26
-    gateway saturating prove=true    155    84.6   362       3.65      0.60     1.42
-    POST /v1/txs wait=check          204    69.3   225       3.61      1.01     1.28
-    node RPC 500/s                   500     1.9    31.9     0.02      0.30     1.16
-    node RPC saturating              565    12.5   158       0.02      0.29     1.48
-    ratio gateway/direct saturating reads/s: 0.35
+    gateway 100/s                    100     2.8     6.4     1.36      0.42     0.57
+    gateway 500/s                    499     2.7    15.0     1.29      0.39     0.44
+    gateway 500/s prove=true         500     3.2    13.9     1.29      0.59     0.43
+    gateway saturating             1,145    13.0    45.0     0.81      0.26     0.17
+    gateway saturating prove=true    982    15.6    33.9     0.85      0.44     0.19
+    POST /v1/txs wait=check          882    16.3    53.9     0.75      0.73     0.23
+    node RPC 500/s                   499     1.4     3.3     0.01      0.34     0.53
+    node RPC saturating            2,744     5.1    17.1     0.00      0.32     0.22
+    ratio gateway/direct saturating reads/s: 0.42
 
     state 200,000 accounts         per s  p50 ms  p99 ms   gw cpu  node cpu  gen cpu
-    gateway 100/s                    100     5.6    12.3     2.98      0.45     1.67
-    gateway 500/s                    233  6362   11384      3.24      0.46     1.69
-    gateway 500/s prove=true         246  5362   10224      3.18      0.68     1.58
-    gateway saturating               287    51.1   142       2.99      0.42     1.50
-    gateway saturating prove=true    239    60.4   157       2.96      0.62     1.32
-    POST /v1/txs wait=check          180    81.1   215       3.61      1.23     1.28
-    node RPC 500/s                   444   775    1207       0.03      0.36     1.64
-    node RPC saturating              510    13.7   187       0.02      0.34     1.56
-    ratio gateway/direct saturating reads/s: 0.56
+    gateway 100/s                    100     2.7     6.0     1.33      0.41     0.56
+    gateway 500/s                    500     2.4     9.3     1.13      0.36     0.41
+    gateway 500/s prove=true         500     2.7    11.2     1.17      0.58     0.41
+    gateway saturating             1,207    12.4    42.2     0.77      0.25     0.17
+    gateway saturating prove=true    967    15.9    34.6     0.88      0.44     0.19
+    POST /v1/txs wait=check          745    19.4    55.4     0.87      0.90     0.26
+    node RPC 500/s                   499     1.4     3.3     0.01      0.34     0.52
+    node RPC saturating            2,710     5.1    17.7     0.00      0.33     0.22
+    ratio gateway/direct saturating reads/s: 0.45
 
-The bar is MISSED at both sizes: the gateway answers 200-290 reads/s, so at 500/s the queue
-grows for the whole phase (p99 is the queueing of ~10 s). At 100/s p99 is 12-19 ms. State size
-does not matter (one point read either way); prove=true costs the node +0.2 ms, the gateway
-within run-to-run noise. The cost is the gateway's CPU: ~3 ms per read on this machine, of which
-~1.3 ms is the httpx client call to the node (a new TCP connection per call: the solo RPC
-server speaks HTTP/1.0) and the rest uvicorn/h11, Starlette's BaseHTTPMiddleware, FastAPI
-routing and response validation; the node needs 0.4 ms. 500 reads/s need 1.5 cores for the
-gateway alone, and this httpx load generator needs another 0.8, on 2 cores. Even the direct
-reference is only just at 500/s here (p99 32 ms in the run above, missed when other work ran).
+The bar (p99 < 50 ms at 500 reads/s) is met at both sizes, proven or not. State size does not
+matter (one point read, a logarithmic proof); prove=true costs the node +0.2 ms per read. The
+gateway costs about twice the node's CPU per read (its node call, uvicorn, routing, validation).
 
-Before/after the one gateway fix this bench found (httpcore searched sys.path for the absent
-sniffio package several times per node call; c70990f): gateway CPU per read 3.6-3.9 ms ->
-2.9-3.2 ms (-20%) at both sizes, same run conditions otherwise.
+How it got there (same machine, gateway CPU per read; before: 200-290 reads/s, p99 of seconds
+at 500/s as the queue grew): the first version spent ~3 ms per read, ~1.3 ms of it in the httpx
+call to the node and the rest in uvicorn's pure-Python HTTP parser, Starlette's
+BaseHTTPMiddleware and FastAPI. Then: httpcore's repeated failed import of sniffio avoided
+(3.6 -> 3.0 ms; moot once httpx left the hot paths); uvicorn on httptools and uvloop
+(-> 2.5 ms); the node call through aiohttp with kept-alive connections and the solo RPC on
+HTTP/1.1 with TCP_NODELAY, and the limit and latency middleware as plain ASGI (-> 0.8-1.3 ms).
+The load generator moved from httpx to aiohttp too (1.3-1.7 -> 0.2-0.6 ms per request), so it
+no longer takes a core from the servers.
 """
 
 from __future__ import annotations
@@ -79,7 +79,6 @@ import argparse
 import asyncio
 import base64
 import contextlib
-import importlib.util
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -96,17 +95,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import aiohttp
 import httpx
 
 from citychain.core import codec
 from citychain.core.crypto import address_from_pubkey
 from citychain.testing.chain import CHAIN_ID, filler_pubkey, named_key, transfer
-
-if importlib.util.find_spec("sniffio") is None:
-    # httpcore tries `import sniffio` for every lock it creates (several per request); without
-    # the package each try searches sys.path again (~0.1-0.2 ms). None in sys.modules makes
-    # the miss instant (an ImportError, as before).
-    sys.modules["sniffio"] = None  # type: ignore[assignment]
 
 FUNDED = 2_000
 BLOCK_INTERVAL = 0.05
@@ -176,29 +170,29 @@ class Figures:
                 f"{self.percentile(0.99):>9.1f}{gateway:>9.2f}{node:>9.2f}{client:>9.2f}{failed}")
 
 
-Request = Callable[[httpx.AsyncClient, int], Awaitable[bool]]
+Request = Callable[[aiohttp.ClientSession, int], Awaitable[bool]]
 
 
 ERRORS: dict[str, int] = {}
 
 
-async def attempt(request: Request, client: httpx.AsyncClient, index: int) -> bool:
+async def attempt(request: Request, client: aiohttp.ClientSession, index: int) -> bool:
     """One request; a transport error counts as a failed request (and is tallied by type)."""
     for retry in (True, False):
         try:
             return await request(client, index)
-        except (httpx.ReadError, httpx.RemoteProtocolError) as exc:
+        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
             # a keep-alive connection the server closed as it was reused: resend once
             ERRORS[type(exc).__name__] = ERRORS.get(type(exc).__name__, 0) + 1
             if not retry:
                 return False
-        except httpx.HTTPError as exc:
+        except (aiohttp.ClientError, TimeoutError) as exc:
             ERRORS[type(exc).__name__] = ERRORS.get(type(exc).__name__, 0) + 1
             return False
     return False
 
 
-async def paced(name: str, client: httpx.AsyncClient, request: Request, rate: float,
+async def paced(name: str, client: aiohttp.ClientSession, request: Request, rate: float,
                 seconds: float, concurrency: int) -> Figures:
     """Request i is due at start + i/rate; its latency runs from that moment to the answer."""
     total = int(rate * seconds)
@@ -225,7 +219,7 @@ async def paced(name: str, client: httpx.AsyncClient, request: Request, rate: fl
     return Figures(name, total, ok, time.perf_counter() - started, latencies)
 
 
-async def saturating(name: str, client: httpx.AsyncClient, request: Request, seconds: float,
+async def saturating(name: str, client: aiohttp.ClientSession, request: Request, seconds: float,
                      concurrency: int, limit: int | None = None) -> Figures:
     """``concurrency`` workers send back to back for ``seconds`` (or until ``limit`` sent)."""
     latencies: list[float] = []
@@ -249,31 +243,34 @@ async def saturating(name: str, client: httpx.AsyncClient, request: Request, sec
 
 
 def balance_via_gateway(addresses: list[str], *, prove: bool) -> Request:
-    async def request(client: httpx.AsyncClient, index: int) -> bool:
+    async def request(client: aiohttp.ClientSession, index: int) -> bool:
         params = {"address": addresses[index % len(addresses)], "denom": "ucity"}
         if prove:
             params["prove"] = "true"
-        answer = await client.get("/v1/query/bank/balance", params=params)
-        return answer.status_code == 200
+        async with client.get("/v1/query/bank/balance", params=params) as answer:
+            await answer.read()
+            return answer.status == 200
     return request
 
 
 def balance_direct(node_url: str, addresses: list[str]) -> Request:
     datas = [codec.encode({"address": a, "denom": "ucity"}).hex() for a in addresses]
 
-    async def request(client: httpx.AsyncClient, index: int) -> bool:
-        answer = await client.post(node_url, json={
-            "jsonrpc": "2.0", "id": index, "method": "abci_query",
-            "params": {"path": "/bank/balance", "data": datas[index % len(datas)],
-                       "height": 0, "prove": False}})
-        return answer.status_code == 200 and answer.json()["result"]["response"]["code"] == 0
+    async def request(client: aiohttp.ClientSession, index: int) -> bool:
+        async with client.post(node_url, json={
+                "jsonrpc": "2.0", "id": index, "method": "abci_query",
+                "params": {"path": "/bank/balance", "data": datas[index % len(datas)],
+                           "height": 0, "prove": False}}) as answer:
+            body = await answer.json()
+            return answer.status == 200 and body["result"]["response"]["code"] == 0
     return request
 
 
 def submit_via_gateway(bodies: list[dict[str, str]]) -> Request:
-    async def request(client: httpx.AsyncClient, index: int) -> bool:
-        answer = await client.post("/v1/txs", json=bodies[index])
-        return answer.status_code == 200
+    async def request(client: aiohttp.ClientSession, index: int) -> bool:
+        async with client.post("/v1/txs", json=bodies[index]) as answer:
+            await answer.read()
+            return answer.status == 200
     return request
 
 
@@ -336,11 +333,14 @@ def stop_gateway(process: subprocess.Popen[bytes]) -> None:
 
 async def measure(api_url: str, node_url: str, addresses: list[str], txs: list[bytes],
                   pids: tuple[int, int], args: argparse.Namespace) -> list[Figures]:
-    limits = httpx.Limits(max_connections=args.concurrency,
-                          max_keepalive_connections=args.concurrency)
+    def session(base_url: str | None = None) -> aiohttp.ClientSession:
+        return aiohttp.ClientSession(base_url=base_url,
+                                     connector=aiohttp.TCPConnector(limit=args.concurrency),
+                                     timeout=aiohttp.ClientTimeout(total=60))
+
     rate, light, seconds, most = args.rate, args.light_rate, args.seconds, args.concurrency
     results = []
-    async with httpx.AsyncClient(base_url=api_url, limits=limits, timeout=60) as client:
+    async with session(api_url) as client:
         unproven = balance_via_gateway(addresses, prove=False)
         proven = balance_via_gateway(addresses, prove=True)
         await saturating("warm-up", client, unproven, 1.0, 8)
@@ -357,7 +357,7 @@ async def measure(api_url: str, node_url: str, addresses: list[str], txs: list[b
         results.append(await with_cpu(pids, saturating(
             "gateway POST /v1/txs wait=check", client, submit_via_gateway(bodies), 600, most,
             limit=len(bodies))))
-    async with httpx.AsyncClient(limits=limits, timeout=60) as client:
+    async with session() as client:
         direct = balance_direct(node_url, addresses)
         await saturating("warm-up", client, direct, 1.0, 8)
         results.append(await with_cpu(pids, paced(f"node RPC {rate:g}/s", client, direct, rate,

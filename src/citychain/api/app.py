@@ -10,10 +10,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from collections.abc import AsyncIterator
 
 from fastapi import FastAPI, Request, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from citychain.api import events
 from citychain.api.gateway import Gateway, GatewaySettings, gateway_of
@@ -84,27 +84,50 @@ def create_app(settings: GatewaySettings | None = None, *,
         return Response(state.metrics.render(),
                         media_type="text/plain; version=0.0.4; charset=utf-8")
 
-    @app.middleware("http")
-    async def limit_and_measure(request: Request,
-                                call_next: Callable[[Request], Awaitable[Any]]) -> Any:
-        started = time.perf_counter()
-        path = request.url.path
-        client = request.client.host if request.client else "unknown"
-        wait = 0.0 if path in UNLIMITED else limiter.acquire(client)
-        if wait > 0:
-            retry = limiter.retry_after(wait)
-            response: Any = problem_response(Problem.api(
-                "rate_limited", f"over {settings.rate_limit:g} requests/s for {client}; retry "
-                f"in {retry} s", headers={"Retry-After": retry}), path)
-        else:
-            if not backend.chain_id and path not in UNLIMITED:
-                with contextlib.suppress(Exception):
-                    await backend.connect()
-            response = await call_next(request)
-        route = request.scope.get("route")
-        gateway.metrics.observe_request(request.method, str(getattr(route, "path", "unmatched")),
-                                        response.status_code, time.perf_counter() - started)
-        return response
-
+    app.add_middleware(LimitAndMeasure, gateway=gateway, limiter=limiter)
     return app
 
+
+
+class LimitAndMeasure:
+    """Per-client rate limits (429 + Retry-After) and the latency histogram, as plain ASGI
+    middleware (Starlette's ``BaseHTTPMiddleware`` costs a task and a stream per request)."""
+
+    def __init__(self, app: ASGIApp, *, gateway: Gateway, limiter: RateLimiter) -> None:
+        self.app = app
+        self.gateway = gateway
+        self.limiter = limiter
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        path: str = scope["path"]
+        client = scope["client"][0] if scope.get("client") else "unknown"
+        wait = 0.0 if path in UNLIMITED else self.limiter.acquire(client)
+        status = 500
+        if wait > 0:
+            retry = self.limiter.retry_after(wait)
+            limit = self.gateway.settings.rate_limit
+            await problem_response(Problem.api(
+                "rate_limited", f"over {limit:g} requests/s for {client}; retry in {retry} s",
+                headers={"Retry-After": retry}), path)(scope, receive, send)
+            status = 429
+        else:
+            node = self.gateway.node
+            if not node.chain_id and path not in UNLIMITED:
+                with contextlib.suppress(Exception):
+                    await node.connect()
+
+            async def send_and_note(message: Message) -> None:
+                nonlocal status
+                if message["type"] == "http.response.start":
+                    status = int(message["status"])
+                await send(message)
+
+            await self.app(scope, receive, send_and_note)
+        route = scope.get("route")
+        self.gateway.metrics.observe_request(scope["method"],
+                                             str(getattr(route, "path", "unmatched")), status,
+                                             time.perf_counter() - started)

@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import base64
 import binascii
-import importlib.util
 import itertools
-import sys
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-import httpx
+import aiohttp
 
 from citychain.client.cometbft_rpc import is_cometbft_status
 from citychain.client.network import READS_PROOF_TYPE
@@ -38,13 +37,7 @@ __all__ = [
 ]
 
 Driver = Literal["solo", "cometbft"]
-
-if importlib.util.find_spec("sniffio") is None:
-    # httpcore tries `import sniffio` for every lock it creates (several per request); without
-    # the package each try searches sys.path again (~0.1-0.2 ms). None in sys.modules makes
-    # the miss instant (an ImportError, as before).
-    sys.modules["sniffio"] = None  # type: ignore[assignment]
-
+JSON = {"Content-Type": "application/json"}
 
 class NodeUnavailableError(Exception):
     """The node cannot be reached (connection refused, timeout)."""
@@ -152,12 +145,10 @@ class BlockEvents:
 class NodeBackend:
     """Async access to one node's RPC. Call :meth:`connect` once before use."""
 
-    def __init__(self, url: str, *, timeout: float = 30.0,
-                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+    def __init__(self, url: str, *, timeout: float = 30.0) -> None:
         self.url = url.rstrip("/")
-        self._http = httpx.AsyncClient(timeout=timeout, transport=transport,
-                                       limits=httpx.Limits(max_connections=64,
-                                                           max_keepalive_connections=64))
+        self.timeout = timeout
+        self._session: aiohttp.ClientSession | None = None
         self._ids = itertools.count(1)
         self.driver: Driver = "solo"
         self.chain_id = ""
@@ -173,7 +164,31 @@ class NodeBackend:
         self.chain_id = _text((status.get("node_info") or {}).get("network"))
 
     async def close(self) -> None:
-        await self._http.aclose()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _http(self) -> aiohttp.ClientSession:
+        """The connection pool, made in the running loop on first use (aiohttp: a few times
+        cheaper per call than httpx, which cost a gateway read more CPU than the node's answer).
+        Idle connections are dropped before the node would close them (solo: after 30 s)."""
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=64, keepalive_timeout=20),
+                timeout=aiohttp.ClientTimeout(total=self.timeout),
+                json_serialize=json.dumps)
+        return self._session
+
+    async def _post(self, method: str, payload: bytes) -> tuple[int, bytes]:
+        retries = 0 if method.startswith("broadcast") else 1  # a read may be sent again
+        while True:
+            try:
+                async with self._http().post(self.url, data=payload, headers=JSON) as response:
+                    return response.status, await response.read()
+            except aiohttp.ServerDisconnectedError:
+                if retries == 0:
+                    raise
+                retries -= 1
 
     async def call(self, method: str, **params: Any) -> Any:
         """One JSON-RPC call; int parameters go as strings for CometBFT's int64 fields.
@@ -188,14 +203,14 @@ class NodeBackend:
                       for k, v in params.items()}
         request = {"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": params}
         try:
-            response = await self._http.post(self.url, json=request)
-        except httpx.HTTPError as exc:
+            status, raw = await self._post(method, json.dumps(request).encode())
+        except (aiohttp.ClientError, TimeoutError) as exc:
             raise NodeUnavailableError(f"cannot reach the node at {self.url}: "
                                        f"{type(exc).__name__}") from None
         try:
-            body = response.json()
+            body = json.loads(raw)
         except ValueError:
-            raise NodeAnswerError(f"{method}: the node answered HTTP {response.status_code} "
+            raise NodeAnswerError(f"{method}: the node answered HTTP {status} "
                                   "with a body that is not JSON") from None
         if not isinstance(body, dict) or ("result" not in body and "error" not in body):
             raise NodeAnswerError(f"{method}: the answer is not JSON-RPC")

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Request
 
 from citychain.api.gateway import Gateway, gateway_of
-from citychain.api.node import QueryResult
+from citychain.api.node import NotFoundError, QueryResult
 from citychain.api.problems import Problem, chain_problem
 from citychain.api.routes.common import PROBLEMS, jsonable, node_problems
 from citychain.api.schemas import AccountAnswer, LightBlock, QueryAnswer, QueryProof
@@ -74,7 +74,12 @@ async def _proof(gateway: Gateway, result: QueryResult) -> QueryProof:
         light = LightBlock(driver="solo", height=result.height,
                            signed_header=base64.b64encode(result.solo_signed_header).decode())
     else:
-        light = LightBlock(**await gateway.node.light_block(result.height + 1))
+        try:
+            light = LightBlock(**await gateway.node.light_block(result.height + 1))
+        except NotFoundError:
+            raise Problem.api("not_found", f"height: header {result.height + 1}, which commits "
+                              f"the state after block {result.height}, is not out yet; retry "
+                              "in a block, or ask at a lower height", field="height") from None
     return QueryProof(height=result.height, value=base64.b64encode(result.value).decode(),
                       reads=base64.b64encode(result.reads).decode(), light=light)
 
