@@ -19,6 +19,12 @@ from typing import Any
 from citychain.core.context import BlockContext
 from citychain.core.crypto import is_address
 from citychain.core.errors import InvalidGenesisError
+from citychain.core.genesis_fields import (
+    check_fields,
+    genesis_integer,
+    genesis_list,
+    require_fields,
+)
 from citychain.core.state import ReadView, StateView
 from citychain.modules.bank import state
 from citychain.modules.bank.params import Params
@@ -38,10 +44,10 @@ def init_genesis(view: StateView, block_ctx: BlockContext, section: Any) -> None
     """
     if not isinstance(section, dict):
         raise InvalidGenesisError(f"{SECTION_PATH} must be a map", field=SECTION_PATH)
-    _check_fields(section, ("balances", "denoms", "params"), SECTION_PATH)
+    check_fields(section, ("balances", "denoms", "params"), SECTION_PATH)
     params = Params.from_genesis(section.get("params", {}), f"{SECTION_PATH}.params")
     denoms: dict[str, Denom] = {}
-    for index, raw in enumerate(_list(section, "denoms", SECTION_PATH)):
+    for index, raw in enumerate(genesis_list(section, "denoms", SECTION_PATH)):
         record = _parse_denom(raw, f"{SECTION_PATH}.denoms[{index}]", block_ctx.height)
         if record.denom in denoms:
             raise InvalidGenesisError(f"{SECTION_PATH}.denoms[{index}] repeats {record.denom}",
@@ -49,7 +55,7 @@ def init_genesis(view: StateView, block_ctx: BlockContext, section: Any) -> None
         denoms[record.denom] = record
     balances: dict[tuple[str, str], int] = {}
     supplies: dict[str, int] = {}
-    for index, raw in enumerate(_list(section, "balances", SECTION_PATH)):
+    for index, raw in enumerate(genesis_list(section, "balances", SECTION_PATH)):
         path = f"{SECTION_PATH}.balances[{index}]"
         address, denom, amount = _parse_balance(view, raw, path, denoms)
         if (address, denom) in balances:
@@ -84,8 +90,8 @@ def export_genesis(view: ReadView) -> dict[str, Any]:
 def _parse_denom(raw: Any, path: str, genesis_height: int) -> Denom:
     if not isinstance(raw, dict):
         raise InvalidGenesisError(f"{path} must be a map", field=path)
-    _check_fields(raw, ("created_height", "creator", "decimals", "denom", "display_name"), path)
-    _require(raw, ("decimals", "denom", "display_name"), path)
+    check_fields(raw, ("created_height", "creator", "decimals", "denom", "display_name"), path)
+    require_fields(raw, ("decimals", "denom", "display_name"), path)
     denom = raw["denom"]
     if not isinstance(denom, str) or not is_denom(denom):
         raise InvalidGenesisError(f"{path}.denom must match [a-z][a-z0-9]{{2,15}}",
@@ -95,13 +101,13 @@ def _parse_denom(raw: Any, path: str, genesis_height: int) -> Denom:
             or not name.isprintable()):
         raise InvalidGenesisError(f"{path}.display_name must be 1 to {MAX_DISPLAY_NAME} "
                                   "printable characters", field=f"{path}.display_name")
-    decimals = _integer(raw["decimals"], f"{path}.decimals", 0, MAX_DECIMALS)
+    decimals = genesis_integer(raw["decimals"], f"{path}.decimals", 0, MAX_DECIMALS)
     creator = raw.get("creator", "")
     if not isinstance(creator, str) or (creator != "" and not is_address(creator)):
         raise InvalidGenesisError(f"{path}.creator must be an address or empty",
                                   field=f"{path}.creator")
-    created = _integer(raw.get("created_height", genesis_height), f"{path}.created_height", 0,
-                       MAX_AMOUNT)
+    created = genesis_integer(raw.get("created_height", genesis_height),
+                              f"{path}.created_height", 0, MAX_AMOUNT)
     return Denom(denom, name, decimals, creator, created)
 
 
@@ -109,8 +115,8 @@ def _parse_balance(view: ReadView, raw: Any, path: str,
                    denoms: dict[str, Denom]) -> tuple[str, str, int]:
     if not isinstance(raw, dict):
         raise InvalidGenesisError(f"{path} must be a map", field=path)
-    _check_fields(raw, ("address", "amount", "denom"), path)
-    _require(raw, ("address", "amount", "denom"), path)
+    check_fields(raw, ("address", "amount", "denom"), path)
+    require_fields(raw, ("address", "amount", "denom"), path)
     address = raw["address"]
     if not isinstance(address, str) or not is_address(address):
         raise InvalidGenesisError(f"{path}.address must be 40 lowercase hex characters",
@@ -122,32 +128,5 @@ def _parse_balance(view: ReadView, raw: Any, path: str,
     if not isinstance(denom, str) or denom not in denoms:
         raise InvalidGenesisError(f"{path}.denom {denom!r} is not listed in "
                                   f"{SECTION_PATH}.denoms", field=f"{path}.denom")
-    amount = _integer(raw["amount"], f"{path}.amount", 1, MAX_AMOUNT)
+    amount = genesis_integer(raw["amount"], f"{path}.amount", 1, MAX_AMOUNT)
     return address, denom, amount
-
-
-def _list(section: dict[str, Any], name: str, path: str) -> list[Any]:
-    value = section.get(name, [])
-    if not isinstance(value, list):
-        raise InvalidGenesisError(f"{path}.{name} must be a list", field=f"{path}.{name}")
-    return value
-
-
-def _require(value: dict[str, Any], names: tuple[str, ...], path: str) -> None:
-    for name in names:
-        if name not in value:
-            raise InvalidGenesisError(f"{path} is missing {name}", field=f"{path}.{name}")
-
-
-def _integer(raw: Any, path: str, minimum: int, maximum: int) -> int:
-    if type(raw) is not int or not minimum <= raw <= maximum:
-        raise InvalidGenesisError(f"{path} must be an integer from {minimum} to {maximum}",
-                                  field=path)
-    return raw
-
-
-def _check_fields(value: dict[str, Any], known: tuple[str, ...], path: str) -> None:
-    for name in sorted(value):
-        if name not in known:
-            raise InvalidGenesisError(f"{path} has unknown field {name!r}",
-                                      field=f"{path}.{name}")

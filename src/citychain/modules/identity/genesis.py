@@ -21,6 +21,7 @@ from typing import Any
 from citychain.core.context import BlockContext
 from citychain.core.crypto import PUBKEY_SIZE, address_from_pubkey, is_address
 from citychain.core.errors import InvalidGenesisError
+from citychain.core.genesis_fields import check_fields, genesis_integer
 from citychain.core.state import ReadView, StateView
 from citychain.modules.identity import state
 from citychain.modules.identity.messages import MAX_REASON_LENGTH
@@ -50,7 +51,7 @@ def init_genesis(view: StateView, block_ctx: BlockContext, section: Any) -> None
     """
     if not isinstance(section, dict):
         raise InvalidGenesisError(f"{SECTION_PATH} must be a map", field=SECTION_PATH)
-    _check_fields(section, ("accounts", "params"), SECTION_PATH)
+    check_fields(section, ("accounts", "params"), SECTION_PATH)
     params = Params.from_genesis(section.get("params", {}), f"{SECTION_PATH}.params")
     raw_accounts = section.get("accounts", [])
     if not isinstance(raw_accounts, list):
@@ -107,7 +108,7 @@ def export_genesis(view: ReadView) -> dict[str, Any]:
 def _parse_account(raw: Any, path: str, genesis_height: int) -> _GenesisAccount:
     if not isinstance(raw, dict):
         raise InvalidGenesisError(f"{path} must be a map", field=path)
-    _check_fields(raw, _ACCOUNT_FIELDS, path)
+    check_fields(raw, _ACCOUNT_FIELDS, path)
     if "pubkey" not in raw:
         raise InvalidGenesisError(f"{path} is missing pubkey", field=f"{path}.pubkey")
     pubkey = _pubkey(raw["pubkey"], f"{path}.pubkey")
@@ -116,9 +117,9 @@ def _parse_account(raw: Any, path: str, genesis_height: int) -> _GenesisAccount:
         raise InvalidGenesisError(f"{path}.address does not match the address of pubkey "
                                   f"({address})", field=f"{path}.address")
     roles = _roles(raw.get("roles", []), f"{path}.roles")
-    sequence = _integer(raw.get("sequence", 0), f"{path}.sequence", 0, MAX_SEQUENCE)
-    created = _integer(raw.get("created_height", genesis_height), f"{path}.created_height",
-                       0, MAX_SEQUENCE)
+    sequence = genesis_integer(raw.get("sequence", 0), f"{path}.sequence", 0, MAX_SEQUENCE)
+    created = genesis_integer(raw.get("created_height", genesis_height), f"{path}.created_height",
+                              0, MAX_SEQUENCE)
     keys = [KeyRecord(created, pubkey)]
     history = raw.get("key_history", [])
     if not isinstance(history, list):
@@ -128,11 +129,11 @@ def _parse_account(raw: Any, path: str, genesis_height: int) -> _GenesisAccount:
         where = f"{path}.key_history[{position}]"
         if not isinstance(item, dict):
             raise InvalidGenesisError(f"{where} must be a map", field=where)
-        _check_fields(item, ("height", "pubkey"), where)
+        check_fields(item, ("height", "pubkey"), where)
         for name in ("height", "pubkey"):
             if name not in item:
                 raise InvalidGenesisError(f"{where} is missing {name}", field=f"{where}.{name}")
-        height = _integer(item["height"], f"{where}.height", keys[-1].height, MAX_SEQUENCE)
+        height = genesis_integer(item["height"], f"{where}.height", keys[-1].height, MAX_SEQUENCE)
         keys.append(KeyRecord(height, _pubkey(item["pubkey"], f"{where}.pubkey")))
     suspension = _suspension(raw.get("suspension"), f"{path}.suspension", created)
     account = Account(address=address, pubkey=keys[-1].pubkey, roles=roles,
@@ -145,7 +146,7 @@ def _suspension(raw: Any, path: str, created: int) -> Suspension | None:
         return None
     if not isinstance(raw, dict):
         raise InvalidGenesisError(f"{path} must be null or a map", field=path)
-    _check_fields(raw, ("by", "height", "reason"), path)
+    check_fields(raw, ("by", "height", "reason"), path)
     for name in ("by", "height", "reason"):
         if name not in raw:
             raise InvalidGenesisError(f"{path} is missing {name}", field=f"{path}.{name}")
@@ -154,7 +155,7 @@ def _suspension(raw: Any, path: str, created: int) -> Suspension | None:
             or not reason.isprintable()):
         raise InvalidGenesisError(f"{path}.reason must be 1 to {MAX_REASON_LENGTH} printable "
                                   "characters", field=f"{path}.reason")
-    height = _integer(raw["height"], f"{path}.height", created, MAX_SEQUENCE)
+    height = genesis_integer(raw["height"], f"{path}.height", created, MAX_SEQUENCE)
     by = raw["by"]
     if not isinstance(by, str) or not is_address(by):
         raise InvalidGenesisError(f"{path}.by must be an address", field=f"{path}.by")
@@ -180,17 +181,3 @@ def _pubkey(raw: Any, path: str) -> bytes:
         raise InvalidGenesisError(f"{path} must be {2 * PUBKEY_SIZE} lowercase hex characters",
                                   field=path)
     return bytes.fromhex(raw)
-
-
-def _integer(raw: Any, path: str, minimum: int, maximum: int) -> int:
-    if type(raw) is not int or not minimum <= raw <= maximum:
-        raise InvalidGenesisError(f"{path} must be an integer from {minimum} to {maximum}",
-                                  field=path)
-    return raw
-
-
-def _check_fields(value: dict[str, Any], known: tuple[str, ...], path: str) -> None:
-    for name in sorted(value):
-        if name not in known:
-            raise InvalidGenesisError(f"{path} has unknown field {name!r}",
-                                      field=f"{path}.{name}")

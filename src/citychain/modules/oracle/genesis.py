@@ -27,6 +27,7 @@ from typing import Any
 from citychain.core.context import BlockContext
 from citychain.core.crypto import is_address
 from citychain.core.errors import InvalidGenesisError, InvalidMessageError
+from citychain.core.genesis_fields import check_fields, genesis_integer, genesis_list
 from citychain.core.messages import Msg
 from citychain.core.state import ReadView, StateView
 from citychain.modules.identity import api as identity
@@ -74,12 +75,12 @@ def init_genesis(view: StateView, block_ctx: BlockContext, section: Any) -> None
     """
     if not isinstance(section, dict):
         raise InvalidGenesisError(f"{SECTION_PATH} must be a map", field=SECTION_PATH)
-    _check_fields(section, ("anchors", "devices", "feed_values", "feeds", "params"),
+    check_fields(section, ("anchors", "devices", "feed_values", "feeds", "params"),
                   SECTION_PATH)
     params = Params.from_genesis(section.get("params", {}), f"{SECTION_PATH}.params")
     height = block_ctx.height
     devices: dict[str, Device] = {}
-    for index, raw in enumerate(_list(section, "devices")):
+    for index, raw in enumerate(genesis_list(section, "devices", SECTION_PATH)):
         path = f"{SECTION_PATH}.devices[{index}]"
         device = _parse_device(view, raw, path, height)
         if device.address in devices:
@@ -88,7 +89,7 @@ def init_genesis(view: StateView, block_ctx: BlockContext, section: Any) -> None
         devices[device.address] = device
     anchors: dict[bytes, tuple[Anchor, str]] = {}
     roots: set[bytes] = set()
-    for index, raw in enumerate(_list(section, "anchors")):
+    for index, raw in enumerate(genesis_list(section, "anchors", SECTION_PATH)):
         path = f"{SECTION_PATH}.anchors[{index}]"
         anchor = _parse_anchor(raw, path, devices)
         if anchor.merkle_root in roots:
@@ -104,7 +105,7 @@ def init_genesis(view: StateView, block_ctx: BlockContext, section: Any) -> None
                 raise InvalidGenesisError(f"{path}.previous_batch_id names no anchored batch of "
                                           "the same operator", field=f"{path}.previous_batch_id")
     feeds: dict[str, Feed] = {}
-    for index, raw in enumerate(_list(section, "feeds")):
+    for index, raw in enumerate(genesis_list(section, "feeds", SECTION_PATH)):
         path = f"{SECTION_PATH}.feeds[{index}]"
         feed = _parse_feed(raw, path, height)
         if feed.feed_id in feeds:
@@ -112,7 +113,7 @@ def init_genesis(view: StateView, block_ctx: BlockContext, section: Any) -> None
                                       field=f"{path}.feed_id")
         feeds[feed.feed_id] = feed
     values: dict[str, list[FeedValue]] = {}
-    for index, raw in enumerate(_list(section, "feed_values")):
+    for index, raw in enumerate(genesis_list(section, "feed_values", SECTION_PATH)):
         path = f"{SECTION_PATH}.feed_values[{index}]"
         value = _parse_value(raw, path, feeds, anchors)
         earlier = values.setdefault(value.feed_id, [])
@@ -186,24 +187,25 @@ def _parse_device(view: ReadView, raw: Any, path: str, height: int) -> Device:
     if type(has_coordinates) is not bool:
         raise InvalidGenesisError(f"{path}.has_coordinates must be a boolean",
                                   field=f"{path}.has_coordinates")
-    latitude = _integer(raw.get("latitude_udeg", 0), f"{path}.latitude_udeg", -MAX_INT, MAX_INT)
-    longitude = _integer(raw.get("longitude_udeg", 0), f"{path}.longitude_udeg", -MAX_INT,
-                         MAX_INT)
+    latitude = genesis_integer(raw.get("latitude_udeg", 0), f"{path}.latitude_udeg", -MAX_INT,
+                               MAX_INT)
+    longitude = genesis_integer(raw.get("longitude_udeg", 0), f"{path}.longitude_udeg", -MAX_INT,
+                                MAX_INT)
     device_type, district = _text(raw, "device_type", path), _text(raw, "district", path)
     _validate(MsgRegisterDevice(identity.did_of(address), device_type, district, streams,
                                 has_coordinates, latitude, longitude), path, {"did": "address"})
-    registered = _integer(raw.get("registered_height", height), f"{path}.registered_height", 0,
-                          MAX_INT)
-    updated = _integer(raw.get("updated_height", registered), f"{path}.updated_height",
-                       registered, MAX_INT)
+    registered = genesis_integer(raw.get("registered_height", height),
+                                 f"{path}.registered_height", 0, MAX_INT)
+    updated = genesis_integer(raw.get("updated_height", registered), f"{path}.updated_height",
+                              registered, MAX_INT)
     status = raw.get("status", STATUS_REGISTERED)
     if status not in (STATUS_REGISTERED, STATUS_DECOMMISSIONED):
         raise InvalidGenesisError(f"{path}.status must be {STATUS_REGISTERED} or "
                                   f"{STATUS_DECOMMISSIONED}", field=f"{path}.status")
     minimum = registered if status == STATUS_DECOMMISSIONED else 0
     maximum = MAX_INT if status == STATUS_DECOMMISSIONED else 0
-    decommissioned = _integer(raw.get("decommissioned_height", minimum),
-                              f"{path}.decommissioned_height", minimum, maximum)
+    decommissioned = genesis_integer(raw.get("decommissioned_height", minimum),
+                                     f"{path}.decommissioned_height", minimum, maximum)
     return Device(address, owner, device_type,
                   Location(district, has_coordinates, latitude, longitude),
                   parse_streams(streams), registered, updated, status, decommissioned)
@@ -221,9 +223,9 @@ def _parse_anchor(raw: Any, path: str, devices: dict[str, Device]) -> Anchor:
                                                                 f"{path}.devices")))
     operator = _address(raw["operator"], f"{path}.operator")
     submitter = _address(raw["submitter"], f"{path}.submitter")
-    first = _integer(raw["first_reading_ms"], f"{path}.first_reading_ms", 0, MAX_INT)
-    last = _integer(raw["last_reading_ms"], f"{path}.last_reading_ms", 0, MAX_INT)
-    count = _integer(raw["reading_count"], f"{path}.reading_count", 0, MAX_INT)
+    first = genesis_integer(raw["first_reading_ms"], f"{path}.first_reading_ms", 0, MAX_INT)
+    last = genesis_integer(raw["last_reading_ms"], f"{path}.last_reading_ms", 0, MAX_INT)
+    count = genesis_integer(raw["reading_count"], f"{path}.reading_count", 0, MAX_INT)
     dids = tuple(identity.did_of(address) for address in addresses)
     _validate(MsgAnchorBatch(root, dids, first, last, count, previous), path, {})
     for position, address in enumerate(addresses):
@@ -237,8 +239,8 @@ def _parse_anchor(raw: Any, path: str, devices: dict[str, Device]) -> Anchor:
         raise InvalidGenesisError(f"{path}.batch_id does not match the anchored fields "
                                   f"({batch_id.hex()})", field=f"{path}.batch_id")
     return Anchor(batch_id, root, addresses, first, last, count, previous, operator, submitter,
-                  _integer(raw["height"], f"{path}.height", 0, MAX_INT),
-                  _integer(raw["time_ns"], f"{path}.time_ns", 0, MAX_INT))
+                  genesis_integer(raw["height"], f"{path}.height", 0, MAX_INT),
+                  genesis_integer(raw["time_ns"], f"{path}.time_ns", 0, MAX_INT))
 
 
 def _parse_feed(raw: Any, path: str, height: int) -> Feed:
@@ -248,22 +250,22 @@ def _parse_feed(raw: Any, path: str, height: int) -> Feed:
     feed_id = _text(raw, "feed_id", path)
     description, unit = _text(raw, "description", path), _text(raw, "unit", path)
     aggregation = _text(raw, "aggregation", path)
-    scale = _integer(raw["scale"], f"{path}.scale", 0, MAX_INT)
+    scale = genesis_integer(raw["scale"], f"{path}.scale", 0, MAX_INT)
     coverage = _strings(raw["coverage"], f"{path}.coverage")
     _validate(MsgDeclareFeed(feed_id, description, unit, scale, aggregation, coverage), path, {})
     return Feed(feed_id, _address(raw["publisher"], f"{path}.publisher"), description, unit,
                 scale, aggregation, coverage,
-                _integer(raw.get("created_height", height), f"{path}.created_height", 0,
-                         MAX_INT))
+                genesis_integer(raw.get("created_height", height), f"{path}.created_height", 0,
+                                MAX_INT))
 
 
 def _parse_value(raw: Any, path: str, feeds: dict[str, Feed],
                  anchors: dict[bytes, tuple[Anchor, str]]) -> FeedValue:
     raw = _entry(raw, path, _VALUE_FIELDS, _VALUE_FIELDS)
     feed_id = _text(raw, "feed_id", path)
-    start = _integer(raw["window_start_ms"], f"{path}.window_start_ms", 0, MAX_INT)
-    end = _integer(raw["window_end_ms"], f"{path}.window_end_ms", 0, MAX_INT)
-    value = _integer(raw["value"], f"{path}.value", -MAX_INT, MAX_INT)
+    start = genesis_integer(raw["window_start_ms"], f"{path}.window_start_ms", 0, MAX_INT)
+    end = genesis_integer(raw["window_end_ms"], f"{path}.window_end_ms", 0, MAX_INT)
+    value = genesis_integer(raw["value"], f"{path}.value", -MAX_INT, MAX_INT)
     sources = _strings(raw["source_batch_ids"], f"{path}.source_batch_ids")
     _validate(MsgPublishFeedValue(feed_id, start, end, value, sources), path, {})
     feed = feeds.get(feed_id)
@@ -278,8 +280,8 @@ def _parse_value(raw: Any, path: str, feeds: dict[str, Feed],
                                       "batch overlapping the window",
                                       field=f"{path}.source_batch_ids[{position}]")
     return FeedValue(feed_id, value, feed.scale, start, end, batch_ids,
-                     _integer(raw["height"], f"{path}.height", 0, MAX_INT),
-                     _integer(raw["time_ns"], f"{path}.time_ns", 0, MAX_INT))
+                     genesis_integer(raw["height"], f"{path}.height", 0, MAX_INT),
+                     genesis_integer(raw["time_ns"], f"{path}.time_ns", 0, MAX_INT))
 
 
 def _validate(msg: Msg, path: str, renames: dict[str, str]) -> None:
@@ -297,19 +299,11 @@ def _entry(raw: Any, path: str, known: tuple[str, ...],
            required: tuple[str, ...]) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise InvalidGenesisError(f"{path} must be a map", field=path)
-    _check_fields(raw, known, path)
+    check_fields(raw, known, path)
     for name in required:
         if name not in raw:
             raise InvalidGenesisError(f"{path} is missing {name}", field=f"{path}.{name}")
     return raw
-
-
-def _list(section: dict[str, Any], name: str) -> list[Any]:
-    value = section.get(name, [])
-    if not isinstance(value, list):
-        raise InvalidGenesisError(f"{SECTION_PATH}.{name} must be a list",
-                                  field=f"{SECTION_PATH}.{name}")
-    return value
 
 
 def _strings(raw: Any, path: str) -> tuple[str, ...]:
@@ -337,17 +331,3 @@ def _hash(raw: Any, path: str) -> bytes:
             or raw.strip("0123456789abcdef") != ""):
         raise InvalidGenesisError(f"{path} must be 64 lowercase hex characters", field=path)
     return bytes.fromhex(raw)
-
-
-def _integer(raw: Any, path: str, minimum: int, maximum: int) -> int:
-    if type(raw) is not int or not minimum <= raw <= maximum:
-        raise InvalidGenesisError(f"{path} must be an integer from {minimum} to {maximum}",
-                                  field=path)
-    return raw
-
-
-def _check_fields(value: dict[str, Any], known: tuple[str, ...], path: str) -> None:
-    for name in sorted(value):
-        if name not in known:
-            raise InvalidGenesisError(f"{path} has unknown field {name!r}",
-                                      field=f"{path}.{name}")

@@ -24,6 +24,12 @@ from typing import Any
 from citychain.core.context import BlockContext
 from citychain.core.crypto import PUBKEY_SIZE, address_from_did
 from citychain.core.errors import InvalidGenesisError
+from citychain.core.genesis_fields import (
+    check_fields,
+    genesis_integer,
+    genesis_list,
+    require_fields,
+)
 from citychain.core.state import ReadView, StateView
 from citychain.modules.identity import api as identity
 from citychain.modules.validators import state
@@ -59,11 +65,11 @@ def init_genesis(view: StateView, block_ctx: BlockContext, section: Any) -> None
     """
     if not isinstance(section, dict):
         raise InvalidGenesisError(f"{SECTION_PATH} must be a map", field=SECTION_PATH)
-    _check_fields(section, _SECTION_FIELDS, SECTION_PATH)
+    check_fields(section, _SECTION_FIELDS, SECTION_PATH)
     params = Params.from_genesis(section.get("params", {}), f"{SECTION_PATH}.params")
     validators: dict[bytes, Validator] = {}
     total = 0
-    for index, raw in enumerate(_list(section, "validators")):
+    for index, raw in enumerate(genesis_list(section, "validators", SECTION_PATH)):
         path = f"{SECTION_PATH}.validators[{index}]"
         validator = _parse_validator(view, raw, path)
         if validator.pubkey in validators:
@@ -76,7 +82,7 @@ def init_genesis(view: StateView, block_ctx: BlockContext, section: Any) -> None
         validators[validator.pubkey] = validator
     proposals: dict[int, Proposal] = {}
     pending: dict[bytes, int] = {}
-    for index, raw in enumerate(_list(section, "proposals")):
+    for index, raw in enumerate(genesis_list(section, "proposals", SECTION_PATH)):
         path = f"{SECTION_PATH}.proposals[{index}]"
         proposal = _parse_proposal(raw, path)
         if proposal.proposal_id in proposals:
@@ -91,8 +97,8 @@ def init_genesis(view: StateView, block_ctx: BlockContext, section: Any) -> None
         proposals[proposal.proposal_id] = proposal
     next_id = max(proposals, default=0) + 1
     if "next_proposal_id" in section:
-        given = _integer(section["next_proposal_id"], f"{SECTION_PATH}.next_proposal_id", 1,
-                         MAX_UINT)
+        given = genesis_integer(section["next_proposal_id"], f"{SECTION_PATH}.next_proposal_id", 1,
+                                MAX_UINT)
         if given < next_id:
             raise InvalidGenesisError(f"{SECTION_PATH}.next_proposal_id must be above every "
                                       f"listed proposal id ({next_id - 1})",
@@ -127,10 +133,10 @@ def export_genesis(view: ReadView) -> dict[str, Any]:
 def _parse_validator(view: ReadView, raw: Any, path: str) -> Validator:
     if not isinstance(raw, dict):
         raise InvalidGenesisError(f"{path} must be a map", field=path)
-    _check_fields(raw, _VALIDATOR_FIELDS, path)
-    _require(raw, _VALIDATOR_FIELDS, path)
+    check_fields(raw, _VALIDATOR_FIELDS, path)
+    require_fields(raw, _VALIDATOR_FIELDS, path)
     pubkey = _pubkey(raw["pubkey"], f"{path}.pubkey")
-    power = _integer(raw["power"], f"{path}.power", 1, MAX_TOTAL_POWER)
+    power = genesis_integer(raw["power"], f"{path}.power", 1, MAX_TOTAL_POWER)
     organisation = _did(raw["organisation"], f"{path}.organisation")
     address = identity.address_of(organisation)
     if address is None or not identity.exists(view, address):
@@ -148,8 +154,8 @@ def _parse_validator(view: ReadView, raw: Any, path: str) -> Validator:
 def _parse_proposal(raw: Any, path: str) -> Proposal:
     if not isinstance(raw, dict):
         raise InvalidGenesisError(f"{path} must be a map", field=path)
-    _check_fields(raw, _PROPOSAL_FIELDS, path)
-    _require(raw, _PROPOSAL_FIELDS, path)
+    check_fields(raw, _PROPOSAL_FIELDS, path)
+    require_fields(raw, _PROPOSAL_FIELDS, path)
     action = raw["action"]
     if action not in ACTIONS:
         raise InvalidGenesisError(f"{path}.action must be one of {', '.join(ACTIONS)}",
@@ -174,19 +180,20 @@ def _parse_proposal(raw: Any, path: str) -> Proposal:
         raise InvalidGenesisError(f"{path}.failure must be a string of at most "
                                   f"{MAX_FAILURE_LENGTH} characters", field=f"{path}.failure")
     return Proposal(
-        proposal_id=_integer(raw["id"], f"{path}.id", 1, MAX_UINT),
-        action=action,
+        proposal_id=genesis_integer(raw["id"], f"{path}.id", 1, MAX_UINT),
+                                    action=action,
         pubkey=_pubkey(raw["pubkey"], f"{path}.pubkey"),
-        power=_integer(raw["power"], f"{path}.power", 0, MAX_TOTAL_POWER),
-        organisation=organisation,
+        power=genesis_integer(raw["power"], f"{path}.power", 0, MAX_TOTAL_POWER),
+                              organisation=organisation,
         name=_name(raw["name"], f"{path}.name", minimum=0),
         proposer=_did(raw["proposer"], f"{path}.proposer"),
-        created_height=_integer(raw["created_height"], f"{path}.created_height", 0, MAX_UINT),
-        expiry_height=_integer(raw["expiry_height"], f"{path}.expiry_height", 0, MAX_UINT),
-        approvals=approvals,
+        created_height=genesis_integer(raw["created_height"], f"{path}.created_height", 0,
+                                       MAX_UINT),
+        expiry_height=genesis_integer(raw["expiry_height"], f"{path}.expiry_height", 0, MAX_UINT),
+                                      approvals=approvals,
         status=status,
-        closed_height=_integer(raw["closed_height"], f"{path}.closed_height", 0, MAX_UINT),
-        failure=failure,
+        closed_height=genesis_integer(raw["closed_height"], f"{path}.closed_height", 0, MAX_UINT),
+                                      failure=failure,
     )
 
 
@@ -212,31 +219,3 @@ def _name(raw: Any, path: str, *, minimum: int) -> str:
         raise InvalidGenesisError(f"{path} must be {minimum} to {MAX_NAME_LENGTH} printable "
                                   "characters", field=path)
     return raw
-
-
-def _list(section: dict[str, Any], name: str) -> list[Any]:
-    value = section.get(name, [])
-    if not isinstance(value, list):
-        raise InvalidGenesisError(f"{SECTION_PATH}.{name} must be a list",
-                                  field=f"{SECTION_PATH}.{name}")
-    return value
-
-
-def _require(value: dict[str, Any], names: tuple[str, ...], path: str) -> None:
-    for name in names:
-        if name not in value:
-            raise InvalidGenesisError(f"{path} is missing {name}", field=f"{path}.{name}")
-
-
-def _integer(raw: Any, path: str, minimum: int, maximum: int) -> int:
-    if type(raw) is not int or not minimum <= raw <= maximum:
-        raise InvalidGenesisError(f"{path} must be an integer from {minimum} to {maximum}",
-                                  field=path)
-    return raw
-
-
-def _check_fields(value: dict[str, Any], known: tuple[str, ...], path: str) -> None:
-    for name in sorted(value):
-        if name not in known:
-            raise InvalidGenesisError(f"{path} has unknown field {name!r}",
-                                      field=f"{path}.{name}")

@@ -1,0 +1,41 @@
+"""Checks every module's genesis parser shares: known and required fields, lists, bounded
+integers. Each raises InvalidGenesisError naming the dotted path of the offending field."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from citychain.core.errors import InvalidGenesisError
+
+__all__ = ["check_fields", "genesis_integer", "genesis_list", "require_fields"]
+
+
+def check_fields(value: dict[str, Any], known: tuple[str, ...], path: str) -> None:
+    """Raise InvalidGenesisError naming the first (in sorted order) field not in ``known``."""
+    for name in sorted(value):
+        if name not in known:
+            raise InvalidGenesisError(f"{path} has unknown field {name!r}",
+                                      field=f"{path}.{name}")
+
+
+def require_fields(value: dict[str, Any], names: tuple[str, ...], path: str) -> None:
+    """Raise InvalidGenesisError naming the first of ``names`` missing from ``value``."""
+    for name in names:
+        if name not in value:
+            raise InvalidGenesisError(f"{path} is missing {name}", field=f"{path}.{name}")
+
+
+def genesis_list(section: dict[str, Any], name: str, path: str) -> list[Any]:
+    """``section[name]`` (default empty); raise InvalidGenesisError unless it is a list."""
+    value = section.get(name, [])
+    if not isinstance(value, list):
+        raise InvalidGenesisError(f"{path}.{name} must be a list", field=f"{path}.{name}")
+    return value
+
+
+def genesis_integer(raw: Any, path: str, minimum: int, maximum: int) -> int:
+    """``raw`` if it is an int (not a bool) within bounds, else InvalidGenesisError."""
+    if type(raw) is not int or not minimum <= raw <= maximum:
+        raise InvalidGenesisError(f"{path} must be an integer from {minimum} to {maximum}",
+                                  field=path)
+    return raw
