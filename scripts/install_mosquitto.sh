@@ -1,0 +1,19 @@
+#!/bin/sh
+# Install the Mosquitto MQTT broker (Debian package) used by tests/iot and the IoT demo.
+# Idempotent: does nothing when `mosquitto` is already installed. Tests never use the system
+# service: they start their own `mosquitto -c <conf>` on a free loopback port.
+set -eu
+
+if command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ]; then
+    exit 0
+fi
+
+if [ "$(id -u)" -eq 0 ]; then
+    SUDO=""
+else
+    SUDO="sudo"
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends mosquitto

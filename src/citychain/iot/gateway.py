@@ -1,0 +1,389 @@
+"""The IoT gateway: MQTT in (QoS 1, manual acks), checks, durable store, sealed batches, anchors.
+
+Threads: paho's network loop hands messages to a queue; the ingest thread takes up to
+``chunk`` of them, checks each, commits the accepted ones (and the rejection counts) in one
+SQLite transaction, and only then acks them all to the broker; it also seals batches. The anchor
+thread sends sealed batches to the chain in order, asking the chain first whether the root is
+already anchored. See docs/adr/0008-iot-gateway.md for the protocol and its guarantees.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from citychain.client.rpc import RpcError
+from citychain.core.crypto import verify_signature
+from citychain.core.simple_merkle import merkle_root
+from citychain.iot.chain import AnchorRefusedError, ChainLink, DeviceCache, DeviceInfo
+from citychain.iot.reading import (
+    BAD_SIGNATURE,
+    INACTIVE_DEVICE,
+    OUT_OF_ORDER,
+    OUT_OF_RANGE,
+    OUT_OF_WINDOW,
+    REASONS,
+    REPLAYED,
+    UNKNOWN_DEVICE,
+    UNKNOWN_STREAM,
+    Reading,
+    ReadingRejectedError,
+    parse_reading,
+)
+from citychain.iot.store import SEALED, Batch, ReadingStore
+from citychain.modules.oracle.api import compute_batch_id
+from citychain.modules.oracle.messages import MsgAnchorBatch
+
+log = logging.getLogger("citychain.iot")
+
+TOPIC_FILTER = "city/+/+"
+ROOT_ALREADY_ANCHORED = ("oracle", 12)
+
+
+def wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    """Settings of one gateway (defaults are the documented ones)."""
+
+    broker_host: str = "127.0.0.1"
+    broker_port: int = 1883
+    client_id: str = ""              # default: derived from the gateway's DID
+    batch_seconds: float = 5.0       # seal when the oldest unbatched reading is this old...
+    batch_readings: int = 1000       # ...or this many are waiting
+    chunk: int = 500                 # readings per SQLite transaction (and per ack round)
+    window_past_ms: int = 600_000    # accept readings at most this much older than our clock
+    window_future_ms: int = 30_000   # ...or this much ahead of it
+    device_ttl: float = 2.0          # seconds a device's key/status is cached
+    max_batch_devices: int = 1000    # capped by the chain's param
+    stats_seconds: float = 10.0      # period of the stats log line
+    anchor_retry_seconds: float = 1.0
+
+
+class ReadingChecker:
+    """The stateful checks, in order: device known, active, stream declared, signature, seq
+    increasing (a replay repeats an id and so a seq), timestamp increasing, within the window
+    of our clock, value within the stream's declared range."""
+
+    def __init__(self, chain_id: str, devices: Callable[[str], DeviceInfo | None],
+                 progress: dict[str, tuple[int, int]], config: GatewayConfig,
+                 clock_ms: Callable[[], int] = wall_clock_ms) -> None:
+        self.chain_id = chain_id
+        self.devices = devices
+        self.progress = progress
+        self.config = config
+        self.clock_ms = clock_ms
+
+    def check(self, reading: Reading) -> None:
+        """Raise ReadingRejectedError unless ``reading`` may be stored; on success record it as
+        the device's latest (the caller commits the progress with the reading)."""
+        info = self.devices(reading.device)
+        if info is None:
+            raise ReadingRejectedError(UNKNOWN_DEVICE, reading.device)
+        if not info.active:
+            raise ReadingRejectedError(INACTIVE_DEVICE, reading.device)
+        bounds = info.streams.get(reading.stream)
+        if bounds is None:
+            raise ReadingRejectedError(UNKNOWN_STREAM, reading.stream)
+        if not verify_signature(info.pubkey, reading.sign_bytes(self.chain_id), reading.sig):
+            raise ReadingRejectedError(BAD_SIGNATURE, reading.device)
+        last_seq, last_ts = self.progress.get(reading.device, (-1, -1))
+        if reading.seq <= last_seq:
+            raise ReadingRejectedError(REPLAYED, f"seq {reading.seq} <= last {last_seq}")
+        if reading.ts_ms <= last_ts:
+            raise ReadingRejectedError(OUT_OF_ORDER, f"ts_ms {reading.ts_ms} <= last {last_ts}")
+        now = self.clock_ms()
+        if not now - self.config.window_past_ms <= reading.ts_ms <= \
+                now + self.config.window_future_ms:
+            raise ReadingRejectedError(OUT_OF_WINDOW, f"ts_ms {reading.ts_ms}, clock {now}")
+        low, high = bounds
+        if not low <= reading.value <= high:
+            raise ReadingRejectedError(OUT_OF_RANGE, f"{reading.value} outside {low}..{high}")
+        self.progress[reading.device] = (reading.seq, reading.ts_ms)
+
+
+def split_batches(readings: list[tuple[int, Reading]], *, max_devices: int, max_span_ms: int,
+                  max_readings: int) -> list[list[tuple[int, Reading]]]:
+    """Cut readings (in arrival order) into parts of at most ``max_devices`` devices,
+    ``max_readings`` readings and a first-to-last timestamp span of ``max_span_ms``."""
+    parts: list[list[tuple[int, Reading]]] = []
+    current: list[tuple[int, Reading]] = []
+    devices: set[str] = set()
+    low = high = 0
+    for item in readings:
+        reading = item[1]
+        new_device = reading.device not in devices
+        if current and (
+                len(current) >= max_readings
+                or (new_device and len(devices) >= max_devices)
+                or max(high, reading.ts_ms) - min(low, reading.ts_ms) > max_span_ms):
+            parts.append(current)
+            current, devices = [], set()
+        if not current:
+            low = high = reading.ts_ms
+        current.append(item)
+        devices.add(reading.device)
+        low, high = min(low, reading.ts_ms), max(high, reading.ts_ms)
+    if current:
+        parts.append(current)
+    return parts
+
+
+def build_batch(part: list[tuple[int, Reading]], previous_batch_id: bytes) -> Batch:
+    """The sealed batch of ``part``: leaves = reading ids in order, the RFC 6962 root over them,
+    devices sorted, time range, count, previous id, and the oracle's batch id of these."""
+    leaves = tuple(reading.reading_id for _, reading in part)
+    root = merkle_root(list(leaves))
+    devices = tuple(sorted({reading.device for _, reading in part}))
+    first = min(reading.ts_ms for _, reading in part)
+    last = max(reading.ts_ms for _, reading in part)
+    batch_id = compute_batch_id(root, devices, first, last, len(leaves), previous_batch_id)
+    return Batch(batch_id, root, leaves, devices, first, last, len(leaves), previous_batch_id)
+
+
+class Gateway:
+    """One running gateway: ``start()`` connects and spawns its threads, ``stop()`` ends them."""
+
+    def __init__(self, config: GatewayConfig, store: ReadingStore, chain: ChainLink,
+                 clock_ms: Callable[[], int] = wall_clock_ms) -> None:
+        self.config = config
+        self.store = store
+        self.chain = chain
+        self.clock_ms = clock_ms
+        self.devices = DeviceCache(chain.device, ttl=config.device_ttl)
+        self.checker = ReadingChecker(chain.chain_id, self.devices.get, store.device_progress(),
+                                      config, clock_ms)
+        params = chain.params()
+        self.max_devices = min(config.max_batch_devices, int(params["max_batch_devices"]))
+        self.max_span_ms = int(params["max_batch_span_ms"])
+        self.ready = threading.Event()
+        self._stop = threading.Event()
+        self._seal_signal = threading.Event()
+        self._queue: queue.Queue[mqtt.MQTTMessage] = queue.Queue()
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+        self.received = 0
+        self.accepted = 0
+        self.rejected: Counter[str] = Counter()
+        self.anchored = 0
+        self.errors: list[str] = []
+        client_id = config.client_id or f"citychain-iot-{chain.key.address}"
+        self.mqtt = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
+                                clean_session=False, protocol=mqtt.MQTTv311, manual_ack=True)
+        self.mqtt.on_connect = self._on_connect
+        self.mqtt.on_subscribe = self._on_subscribe
+        self.mqtt.on_message = self._on_message
+        self.mqtt.reconnect_delay_set(1, 2)
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> Gateway:
+        self.mqtt.connect(self.config.broker_host, self.config.broker_port, keepalive=30)
+        self.mqtt.loop_start()
+        for target, name in ((self._ingest_loop, "iot-ingest"), (self._anchor_loop, "iot-anchor")):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._seal_signal.set()
+        for thread in self._threads:
+            thread.join(timeout=30)
+        self._threads.clear()
+        self.mqtt.disconnect()
+        self.mqtt.loop_stop()
+
+    def __enter__(self) -> Gateway:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------------ MQTT callbacks
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any,
+                    properties: Any) -> None:
+        if not reason.is_failure:
+            client.subscribe(TOPIC_FILTER, qos=1)
+
+    def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any,
+                      properties: Any) -> None:
+        self.ready.set()
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        self._queue.put(message)
+
+    # ------------------------------------------------------------------ ingest
+    def _ingest_loop(self) -> None:
+        last_stats = time.monotonic()
+        try:
+            retry: list[mqtt.MQTTMessage] = []
+            while not self._stop.is_set():
+                messages = retry or self._take(timeout=0.05)
+                retry = []
+                try:
+                    if messages:
+                        self.process(messages)
+                    self.maybe_seal()
+                except (RpcError, OSError) as exc:
+                    # The node is unreachable: nothing of this chunk was committed or acked;
+                    # forget its in-memory progress and try the same messages again.
+                    log.warning("ingest paused, node unreachable: %s", exc)
+                    self.checker.progress = self.store.device_progress()
+                    retry = messages
+                    self._stop.wait(1.0)
+                if time.monotonic() - last_stats >= self.config.stats_seconds:
+                    last_stats = time.monotonic()
+                    log.info("%s", self.stats_line())
+            # Drain what was received (and can still be acked) before stopping.
+            while messages := self._take(timeout=0):
+                self.process(messages)
+        except Exception as exc:
+            self.errors.append(repr(exc))
+            log.exception("iot ingest stopped")
+            raise
+
+    def _take(self, timeout: float) -> list[mqtt.MQTTMessage]:
+        try:
+            first = self._queue.get(timeout=timeout) if timeout else self._queue.get_nowait()
+        except queue.Empty:
+            return []
+        messages = [first]
+        while len(messages) < self.config.chunk:
+            try:
+                messages.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        return messages
+
+    def process(self, messages: list[mqtt.MQTTMessage]) -> None:
+        """Check ``messages``, commit the accepted ones and the rejection counts in one
+        transaction, then ack every message (accepted or rejected) to the broker."""
+        accepted: list[tuple[Reading, int]] = []
+        touched: dict[str, tuple[int, int]] = {}
+        rejected: Counter[str] = Counter()
+        now = self.clock_ms()
+        for message in messages:
+            try:
+                reading = parse_reading(bytes(message.payload), message.topic)
+                self.checker.check(reading)
+            except ReadingRejectedError as exc:
+                rejected[exc.reason] += 1
+                log.debug("rejected %s", exc)
+                continue
+            accepted.append((reading, now))
+            touched[reading.device] = self.checker.progress[reading.device]
+        self.store.commit_readings(accepted, touched, rejected)
+        for message in messages:
+            self.mqtt.ack(message.mid, message.qos)
+        with self._lock:
+            self.received += len(messages)
+            self.accepted += len(accepted)
+            self.rejected.update(rejected)
+
+    # ------------------------------------------------------------------ batches
+    def maybe_seal(self, force: bool = False) -> int:
+        """Seal pending readings into batches when ``batch_readings`` wait or the oldest has
+        waited ``batch_seconds`` (or ``force``); return the number of batches sealed."""
+        count, oldest = self.store.pending_summary()
+        if count == 0 or oldest is None:
+            return 0
+        if not force and count < self.config.batch_readings and \
+                self.clock_ms() - oldest < self.config.batch_seconds * 1000:
+            return 0
+        pending = self.store.pending(10 * self.config.batch_readings)
+        active = {did: self._active_now(did)
+                  for did in sorted({reading.device for _, reading, _ in pending})}
+        kept = [(n, reading) for n, reading, _ in pending if active[reading.device]]
+        dropped = [n for n, reading, _ in pending if not active[reading.device]]
+        previous = self.store.last_batch_id()
+        sealed: list[tuple[Batch, list[int]]] = []
+        for part in split_batches(kept, max_devices=self.max_devices,
+                                  max_span_ms=self.max_span_ms,
+                                  max_readings=self.config.batch_readings):
+            batch = build_batch(part, previous)
+            sealed.append((batch, [n for n, _ in part]))
+            previous = batch.batch_id
+        self.store.seal(sealed, dropped)
+        if dropped:
+            log.warning("dropped %d readings of devices inactive at sealing", len(dropped))
+        self._seal_signal.set()
+        return len(sealed)
+
+    def _active_now(self, did: str) -> bool:
+        info = self.devices.refresh(did)
+        return info is not None and info.active
+
+    # ------------------------------------------------------------------ anchors
+    def _anchor_loop(self) -> None:
+        while True:
+            self._seal_signal.wait(timeout=self.config.anchor_retry_seconds)
+            self._seal_signal.clear()
+            try:
+                self.anchor_sealed()
+            except (RpcError, OSError) as exc:
+                log.warning("anchoring paused, node unreachable: %s", exc)
+            if self._stop.is_set():
+                return
+
+    def anchor_sealed(self) -> int:
+        """Anchor every sealed batch in order; a root the chain already holds is recorded, not
+        sent again. Returns the number newly recorded as anchored."""
+        done = 0
+        for batch in self.store.batches(SEALED):
+            existing = self.chain.anchor_by_root(batch.merkle_root)
+            if existing is not None:
+                self.store.mark_anchored(batch.batch_id, int(existing["height"]), "")
+                done += 1
+                continue
+            message = MsgAnchorBatch(
+                merkle_root=batch.merkle_root, devices=batch.devices,
+                first_reading_ms=batch.first_reading_ms, last_reading_ms=batch.last_reading_ms,
+                reading_count=batch.reading_count, previous_batch_id=batch.previous_batch_id)
+            self.store.record_send(batch.batch_id)
+            try:
+                height, tx_hash = self.chain.send_anchor(message)
+            except AnchorRefusedError as exc:
+                if (exc.codespace, exc.code) == ROOT_ALREADY_ANCHORED:
+                    existing = self.chain.anchor_by_root(batch.merkle_root)
+                    height = int(existing["height"]) if existing else 0
+                    self.store.mark_anchored(batch.batch_id, height, "")
+                    done += 1
+                    continue
+                log.error("anchor of batch %s refused: %s", batch.batch_id.hex(), exc)
+                self.store.mark_failed(batch.batch_id, str(exc))
+                continue
+            self.store.mark_anchored(batch.batch_id, height, tx_hash)
+            done += 1
+        with self._lock:
+            self.anchored += done
+        return done
+
+    # ------------------------------------------------------------------ stats
+    def stats(self) -> dict[str, Any]:
+        """Counters of this run (received, accepted, rejected by reason, anchored) and the
+        store's totals (readings and batches by status, rejections by reason since creation)."""
+        with self._lock:
+            run = {"received": self.received, "accepted": self.accepted,
+                   "rejected": {reason: self.rejected[reason] for reason in REASONS},
+                   "anchored": self.anchored}
+        return {**run, "store": self.store.counts(),
+                "rejected_total": self.store.rejection_counts()}
+
+    def stats_line(self) -> str:
+        stats = self.stats()
+        rejected = " ".join(f"{k}={v}" for k, v in stats["rejected"].items() if v)
+        store = " ".join(f"{k}={v}" for k, v in sorted(stats["store"].items()))
+        return (f"iot gateway: received={stats['received']} accepted={stats['accepted']} "
+                f"rejected[{rejected}] anchored={stats['anchored']} {store}")

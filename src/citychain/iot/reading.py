@@ -1,0 +1,151 @@
+"""The reading wire format: a device-signed JSON payload, its canonical bytes, id and checks.
+
+A reading arrives on MQTT topic ``city/<device DID>/<stream>`` as JSON::
+
+    {"device": "did:city:<address>", "stream": "pm25", "seq": 7, "ts_ms": 1700000000000,
+     "value": 42, "sig": "<128 hex>"}
+
+``sig`` is Ed25519 by the device's key over ``domain_bytes(READING_DOMAIN, chain_id,
+codec.encode({"device", "stream", "seq", "ts_ms", "value"}))``; the reading id is the SHA-256 of
+the canonical encoding of all six fields with ``sig`` as bytes (``reading_bytes``), so the id
+(and the Merkle leaf) commits to the signature too. See docs/adr/0008-iot-gateway.md.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from citychain.core import codec
+from citychain.core.crypto import PrivateKey, address_from_did, domain_bytes
+from citychain.core.hashing import sha256
+
+READING_DOMAIN = "citychain/iot-reading/v1"
+MAX_PAYLOAD_BYTES = 4096
+MAX_SEQ = 2**63 - 1
+MAX_VALUE = 2**63 - 1
+TOPIC_PREFIX = "city"
+
+_STREAM_RE = re.compile(r"[A-Za-z][A-Za-z0-9_.]{0,31}")
+_SIG_RE = re.compile(r"[0-9a-f]{128}")
+_FIELDS = frozenset({"device", "stream", "seq", "ts_ms", "value", "sig"})
+
+# Rejection reasons, stable names (counted by the gateway, listed in the ADR), in check order.
+MALFORMED_JSON = "malformed_json"
+OVERSIZED = "oversized"
+BAD_SCHEMA = "bad_schema"
+UNKNOWN_DEVICE = "unknown_device"
+INACTIVE_DEVICE = "inactive_device"
+UNKNOWN_STREAM = "unknown_stream"
+BAD_SIGNATURE = "bad_signature"
+REPLAYED = "replayed"
+OUT_OF_ORDER = "out_of_order"
+OUT_OF_WINDOW = "out_of_window"
+OUT_OF_RANGE = "out_of_range"
+REASONS = (OVERSIZED, MALFORMED_JSON, BAD_SCHEMA, UNKNOWN_DEVICE, INACTIVE_DEVICE,
+           UNKNOWN_STREAM, BAD_SIGNATURE, REPLAYED, OUT_OF_ORDER, OUT_OF_WINDOW, OUT_OF_RANGE)
+
+
+class ReadingRejectedError(Exception):
+    """A reading failed a check; ``reason`` is one of :data:`REASONS`."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One signed reading (``value`` in the stream's scaled integer unit)."""
+
+    device: str
+    stream: str
+    seq: int
+    ts_ms: int
+    value: int
+    sig: bytes
+
+    def unsigned_value(self) -> dict[str, Any]:
+        return {"device": self.device, "stream": self.stream, "seq": self.seq,
+                "ts_ms": self.ts_ms, "value": self.value}
+
+    def sign_bytes(self, chain_id: str) -> bytes:
+        """The bytes the device signs."""
+        return signing_bytes(chain_id, self.device, self.stream, self.seq, self.ts_ms, self.value)
+
+    def reading_bytes(self) -> bytes:
+        """Canonical encoding of the signed reading (all six fields, ``sig`` as bytes)."""
+        return codec.encode({**self.unsigned_value(), "sig": self.sig})
+
+    @property
+    def reading_id(self) -> bytes:
+        """SHA-256 of :meth:`reading_bytes`: the content address and the Merkle leaf."""
+        return sha256(self.reading_bytes())
+
+    @property
+    def topic(self) -> str:
+        return f"{TOPIC_PREFIX}/{self.device}/{self.stream}"
+
+    def to_json(self) -> str:
+        """The wire payload (JSON, keys sorted, ``sig`` as lowercase hex)."""
+        return json.dumps({**self.unsigned_value(), "sig": self.sig.hex()}, sort_keys=True,
+                          separators=(",", ":"))
+
+
+def signing_bytes(chain_id: str, device: str, stream: str, seq: int, ts_ms: int,
+                  value: int) -> bytes:
+    """``domain || chain id || codec.encode({device, stream, seq, ts_ms, value})``."""
+    return domain_bytes(READING_DOMAIN, chain_id, codec.encode(
+        {"device": device, "stream": stream, "seq": seq, "ts_ms": ts_ms, "value": value}))
+
+
+def sign_reading(key: PrivateKey, chain_id: str, stream: str, seq: int, ts_ms: int,
+                 value: int) -> Reading:
+    """Build a reading of the device ``key`` and sign it (for devices, simulators and tests)."""
+    did = key.did
+    sig = key.sign(signing_bytes(chain_id, did, stream, seq, ts_ms, value))
+    return Reading(did, stream, seq, ts_ms, value, sig)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def parse_reading(payload: bytes, topic: str | None = None) -> Reading:
+    """Parse a wire payload (stateless checks only: size, JSON, field names and types, topic).
+
+    Raises:
+        ReadingRejectedError: ``oversized``, ``malformed_json`` or ``bad_schema``.
+    """
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise ReadingRejectedError(OVERSIZED, f"{len(payload)} bytes > {MAX_PAYLOAD_BYTES}")
+    try:
+        value = json.loads(payload)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ReadingRejectedError(MALFORMED_JSON, str(exc)) from None
+    if not isinstance(value, dict) or set(value) != _FIELDS:
+        raise ReadingRejectedError(BAD_SCHEMA, f"fields must be {sorted(_FIELDS)}")
+    device, stream, seq, ts_ms, number, sig = (value[name] for name in (
+        "device", "stream", "seq", "ts_ms", "value", "sig"))
+    if not isinstance(device, str) or address_from_did(device) is None:
+        raise _schema_error("device must be a did:city DID")
+    if not isinstance(stream, str) or not _STREAM_RE.fullmatch(stream):
+        raise _schema_error("stream must match [A-Za-z][A-Za-z0-9_.]{0,31}")
+    if not _is_int(seq) or not 0 <= seq <= MAX_SEQ:
+        raise _schema_error("seq must be an integer 0..2**63-1")
+    if not _is_int(ts_ms) or not 0 <= ts_ms <= MAX_SEQ:
+        raise _schema_error("ts_ms must be an integer 0..2**63-1")
+    if not _is_int(number) or not -MAX_VALUE <= number <= MAX_VALUE:
+        raise _schema_error("value must be an integer within +-(2**63-1)")
+    if not isinstance(sig, str) or not _SIG_RE.fullmatch(sig):
+        raise _schema_error("sig must be 128 lowercase hex digits")
+    if topic is not None and topic != f"{TOPIC_PREFIX}/{device}/{stream}":
+        raise _schema_error(f"topic {topic!r} does not name the reading's device and stream")
+    return Reading(device, stream, seq, ts_ms, number, bytes.fromhex(sig))
+
+
+def _schema_error(detail: str) -> ReadingRejectedError:
+    return ReadingRejectedError(BAD_SCHEMA, detail)
