@@ -11,6 +11,7 @@ from citychain.cli import (
     api_cmd,
     demo_cmd,
     init_cmd,
+    iot_cmd,
     keys,
     node_cmd,
     query,
@@ -68,3 +69,4 @@ app.command("verify")(verify_cmd.verify)
 app.command("demo")(demo_cmd.demo)
 app.command("api")(api_cmd.api)
 app.add_typer(testnet.app, name="testnet")
+app.add_typer(iot_cmd.app, name="iot")

@@ -1,0 +1,225 @@
+"""The gateway against a real Mosquitto and a real solo chain: every rejection reason counted and
+nothing stored as valid; accepted readings stored, anchored (root, devices, count, time range on
+chain) and verifiable; a tampered reading fails; a suspension bites within the cache bound."""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from iot_harness import CHAIN_ID, Broker, DeviceClock, IotChain, Publisher, now_ms, wait_for
+
+from citychain.api.gateway import GatewaySettings
+from citychain.api.server import GatewayThread
+from citychain.client import Client
+from citychain.core.crypto import PrivateKey
+from citychain.iot.chain import ChainLink
+from citychain.iot.gateway import Gateway, GatewayConfig, build_batch
+from citychain.iot.reading import REASONS, Reading, sign_reading
+from citychain.iot.store import ANCHORED, ReadingStore
+from citychain.iot.verify import (
+    ReadingVerificationError,
+    RpcProver,
+    SdkProver,
+    verify_reading,
+)
+from citychain.modules.oracle.messages import MsgAnchorBatch
+
+
+@contextmanager
+def running_gateway(broker: Broker, chain: IotChain, store_path: Path,
+                    **settings: float) -> Iterator[Gateway]:
+    config = GatewayConfig(broker_host="127.0.0.1", broker_port=broker.port,
+                           client_id=f"gw-{uuid.uuid4().hex[:8]}", stats_seconds=60,
+                           **settings)  # type: ignore[arg-type]
+    link = ChainLink(chain.rpc_url, chain.key("gw"))
+    store = ReadingStore(store_path)
+    gateway = Gateway(config, store, link)
+    try:
+        gateway.start()
+        assert gateway.ready.wait(10)
+        yield gateway
+    finally:
+        gateway.stop()
+        store.close()
+        link.close()
+
+
+def test_every_rejection_reason_is_counted_and_nothing_invalid_is_stored(
+        broker: Broker, chain: IotChain, store_path: Path) -> None:
+    s1 = DeviceClock(chain.key("s1"))
+    chain.suspend("s4")
+    stranger = PrivateKey.from_secret(bytes(range(32)))
+    good = [s1.next(10), s1.next(20)]
+    forged = s1.next(30)
+    forged = Reading(forged.device, forged.stream, forged.seq, forged.ts_ms, forged.value + 1,
+                     forged.sig)
+    behind = Reading(good[1].device, "pm25", s1.seq + 5, good[1].ts_ms - 1, 1, b"")
+    behind = sign_reading(chain.key("s1"), CHAIN_ID, "pm25", behind.seq, behind.ts_ms, 1)
+    s1.seq += 10
+    cases: list[tuple[str, str, bytes | str]] = [
+        ("malformed_json", "city/x/pm25", b"{not json"),
+        ("oversized", "city/x/pm25", b"{" + b" " * 5000 + b"}"),
+        ("bad_schema", good[0].topic, '{"device": "did:city:00", "value": 1}'),
+        ("unknown_device", "", sign_reading(stranger, CHAIN_ID, "pm25", 1, now_ms(), 1)
+         .to_json()),
+        ("inactive_device", "", sign_reading(chain.key("s4"), CHAIN_ID, "pm25", 1, now_ms(), 1)
+         .to_json()),
+        ("unknown_stream", "", s1.next(1, stream="noise").to_json()),
+        ("bad_signature", "", forged.to_json()),
+        ("replayed", "", good[0].to_json()),
+        ("out_of_order", "", behind.to_json()),
+        ("out_of_window", "", sign_reading(chain.key("s1"), CHAIN_ID, "pm25", s1.seq + 1,
+                                           now_ms() + 3_600_000, 1).to_json()),
+        ("out_of_range", "", s1.next(5000).to_json()),
+    ]
+    with running_gateway(broker, chain, store_path, batch_seconds=60) as gateway:
+        publisher = Publisher(broker)
+        try:
+            assert len(publisher.publish_readings(good)) == 2
+            wait_for(lambda: gateway.stats()["accepted"] == 2, what="the good readings")
+            for _reason, topic, payload in cases:
+                text = payload if isinstance(payload, str) else payload.decode()
+                if not topic:
+                    topic = _topic_of(text)
+                publisher.publish(topic, payload)
+            wait_for(lambda: gateway.stats()["received"] == 2 + len(cases),
+                     what="every reading")
+        finally:
+            publisher.close()
+        stats = gateway.stats()
+    expected = {reason: 0 for reason in REASONS}
+    for reason, _, _ in cases:
+        expected[reason] += 1
+    assert stats["rejected"] == expected
+    assert stats["accepted"] == 2
+    assert stats["rejected_total"] == {k: v for k, v in expected.items() if v}
+    store = ReadingStore(store_path)
+    try:
+        assert store.reading_ids() == [r.reading_id for r in good]
+    finally:
+        store.close()
+
+
+def _topic_of(payload: str) -> str:
+    import json
+    value = json.loads(payload)
+    return f"city/{value['device']}/{value['stream']}"
+
+
+def test_accepted_readings_are_anchored_and_verify_and_tampering_fails(
+        broker: Broker, chain: IotChain, store_path: Path) -> None:
+    devices = [DeviceClock(chain.key(name)) for name in ("s1", "s2", "s3")]
+    readings = [device.next(value) for value in range(1, 11) for device in devices]
+    with running_gateway(broker, chain, store_path, batch_readings=12,
+                         batch_seconds=0.3) as gateway:
+        publisher = Publisher(broker)
+        try:
+            assert len(publisher.publish_readings(readings)) == 30
+        finally:
+            publisher.close()
+        wait_for(lambda: gateway.store.counts().get("readings_batched") == 30, what="sealing")
+        wait_for(lambda: len(gateway.store.batches(ANCHORED)) == len(gateway.store.batches()),
+                 what="anchors")
+        batches = gateway.store.batches()
+    assert sum(b.reading_count for b in batches) == 30
+    assert len(batches) >= 3
+    previous = b""
+    for batch in batches:
+        anchor = chain.anchor(batch.merkle_root)
+        assert anchor is not None
+        assert anchor["batch_id"] == batch.batch_id.hex()
+        assert anchor["devices"] == list(batch.devices) == sorted(batch.devices)
+        assert anchor["reading_count"] == batch.reading_count == len(batch.leaves)
+        assert anchor["previous_batch_id"] == previous.hex()
+        assert anchor["submitter"] == chain.key("gw").did
+        assert anchor["operator"] == chain.key("op").did
+        mine = [r for r in readings if r.reading_id in batch.leaves]
+        assert anchor["first_reading_ms"] == min(r.ts_ms for r in mine)
+        assert anchor["last_reading_ms"] == max(r.ts_ms for r in mine)
+        previous = batch.batch_id
+    assert sorted(chain.anchored_roots()) == sorted(b.merkle_root.hex() for b in batches)
+
+    store = ReadingStore(store_path)
+    prover = RpcProver(chain.rpc_url, chain.genesis_path)
+    try:
+        for reading in readings[::7]:
+            proof = verify_reading(store, reading.reading_id, prover)
+            assert proof.reading == reading
+            assert proof.anchor["merkle_root"] == proof.batch.merkle_root.hex()
+        target = readings[4]
+        with sqlite3.connect(store_path) as db:
+            db.execute("UPDATE readings SET value = value + 1 WHERE id = ?", (target.reading_id,))
+        with pytest.raises(ReadingVerificationError, match="altered"):
+            verify_reading(store, target.reading_id, prover)
+        with pytest.raises(ReadingVerificationError, match="no reading"):
+            verify_reading(store, b"\x00" * 32, prover)
+
+        # The same check through the HTTP gateway and the SDK's light verifier.
+        api = GatewayThread(GatewaySettings(node_url=chain.rpc_url, rate_limit=0)).start()
+        try:
+            with Client(api.url, trusted_genesis=chain.genesis_path) as client:
+                proof = verify_reading(store, readings[0].reading_id, SdkProver(client))
+                assert proof.reading == readings[0]
+                with pytest.raises(ReadingVerificationError, match="altered"):
+                    verify_reading(store, target.reading_id, SdkProver(client))
+        finally:
+            api.stop()
+    finally:
+        prover.close()
+        store.close()
+
+
+def test_a_suspension_takes_effect_within_the_device_cache_bound(
+        broker: Broker, chain: IotChain, store_path: Path) -> None:
+    s3 = DeviceClock(chain.key("s3"), start_seq=1000)
+    with running_gateway(broker, chain, store_path, device_ttl=0.2,
+                         batch_seconds=60) as gateway:
+        publisher = Publisher(broker)
+        try:
+            publisher.publish_readings([s3.next()])
+            wait_for(lambda: gateway.stats()["accepted"] == 1, what="the first reading")
+            chain.suspend("s3")
+            wait_for(lambda: gateway.devices.refresh(chain.key("s3").did).active is False,
+                     what="the suspension on chain")
+            publisher.publish_readings([s3.next()])
+            wait_for(lambda: gateway.stats()["received"] == 2, what="the second reading")
+        finally:
+            publisher.close()
+        assert gateway.stats()["rejected"]["inactive_device"] == 1
+        # Sealing re-checks every device: the stored reading of the suspended device is
+        # dropped, never anchored (the chain would refuse the whole batch).
+        assert gateway.maybe_seal(force=True) == 0
+        assert gateway.store.counts()["readings_dropped"] == 1
+
+
+def test_a_batch_sealed_and_sent_before_a_crash_is_recorded_not_sent_again(
+        broker: Broker, chain: IotChain, store_path: Path) -> None:
+    # The crash window: the batch is sealed and its anchor reached the chain, but the process
+    # died before recording it. On restart the gateway finds the root on chain and records it.
+    s1 = DeviceClock(chain.key("s1"), start_seq=5000)
+    readings = [s1.next(v) for v in (1, 2, 3)]
+    link = ChainLink(chain.rpc_url, chain.key("gw"))
+    store = ReadingStore(store_path)
+    try:
+        gateway = Gateway(GatewayConfig(broker_port=broker.port), store, link)  # not started
+        store.commit_readings([(r, now_ms()) for r in readings],
+                              {r.device: (r.seq, r.ts_ms) for r in readings[-1:]}, {})
+        part = [(n, reading) for n, reading, _ in store.pending(10)]
+        batch = build_batch(part, store.last_batch_id())
+        store.seal([(batch, [n for n, _ in part])], [])
+        height, _ = link.send_anchor(MsgAnchorBatch(
+            batch.merkle_root, batch.devices, batch.first_reading_ms, batch.last_reading_ms,
+            batch.reading_count, batch.previous_batch_id))
+        assert gateway.anchor_sealed() == 1      # what the restarted gateway does first
+        recorded = store.get_batch(batch.batch_id)
+    finally:
+        store.close()
+        link.close()
+    assert recorded is not None
+    assert recorded.status == ANCHORED and recorded.sends == 0 and recorded.height == height
+    assert chain.anchored_roots().count(batch.merkle_root.hex()) == 1
