@@ -17,13 +17,16 @@ from citychain.api.routes.common import PROBLEMS, jsonable, node_problems
 from citychain.api.schemas import AccountAnswer, LightBlock, QueryAnswer, QueryProof
 from citychain.core import codec
 from citychain.core.crypto import address_from_did, did_from_address
-from citychain.core.errors import InvalidQueryError
+from citychain.core.errors import ChainError, InvalidQueryError
 from citychain.core.module import Module, QueryParam
 
 __all__ = ["build_router", "run_query"]
 
 GatewayDep = Annotated[Gateway, Depends(gateway_of)]
 COMMON_PARAMS = ("height", "prove")
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+"""Integer query parameters are bounded to int64 (what the canonical encoding and CometBFT's
+query heights carry); the query functions check their own, narrower bounds."""
 
 
 async def run_query(gateway: Gateway, module: str, name: str, params: dict[str, Any], *,
@@ -40,7 +43,12 @@ async def run_query(gateway: Gateway, module: str, name: str, params: dict[str, 
     if prove and name not in declared.provable_queries:
         raise Problem.api("not_provable", f"{module}/{name} reads a range of keys; its answer "
                           "cannot be proven key by key", field="prove")
-    data = codec.encode(params) if params else b""
+    try:
+        data = codec.encode(params) if params else b""
+    except ChainError as exc:  # a value the canonical encoding refuses (bounds come first)
+        field = (exc.field or "").removeprefix("value.")
+        raise Problem.api("invalid_request", f"{field or 'a parameter'}: {exc}",
+                          field=field) from None
     with node_problems():
         if prove and height == 0 and gateway.node.driver == "cometbft":
             # CometBFT's header H+1 commits the state after H: answer at the newest H whose
@@ -85,9 +93,11 @@ async def _proof(gateway: Gateway, result: QueryResult) -> QueryProof:
 
 
 def _parameter(param: QueryParam) -> inspect.Parameter:
+    is_int = param.kind is int
     annotation: Any = Annotated[param.kind | None, Query(
         description=param.description + (" (required)" if param.required else ""),
-        examples=[param.example] if param.example is not None else None)]
+        examples=[param.example] if param.example is not None else None,
+        ge=INT64_MIN if is_int else None, le=INT64_MAX if is_int else None)]
     default = inspect.Parameter.empty if param.required else None  # required in OpenAPI too
     return inspect.Parameter(param.name, inspect.Parameter.KEYWORD_ONLY, default=default,
                              annotation=annotation)
