@@ -32,7 +32,7 @@ from citychain.node.assemble import SoloRuntime, open_solo
 from citychain.node.keyring import Keyring
 
 CHAIN_ID = "iot-city"
-SENSORS = ("s1", "s2", "s3", "s4")
+SENSORS = ("s1", "s2", "s3", "s4", "s5", "s6")
 STREAMS = ("pm25:GQ:0:1000", "temp:CEL:-500:600")
 
 
@@ -106,7 +106,8 @@ def start_broker(directory: Path) -> Broker:
 @dataclass
 class IotChain:
     """A running solo chain: admin (registrar), op (operator), gw (its Gateway device) and
-    sensors s1..s4 (AirQualityObserved, streams pm25 0..1000 and temp -500..600)."""
+    sensors s1..s6 (AirQualityObserved, streams pm25 0..1000 and temp -500..600); op2, another
+    operator, owns sensor x1."""
 
     home: Path
     runtime: SoloRuntime
@@ -164,7 +165,8 @@ class IotChain:
 
 
 def start_chain(home: Path) -> IotChain:
-    accounts = ["op:operator", "gw:device", *(f"{name}:device" for name in SENSORS)]
+    accounts = ["op:operator", "gw:device", *(f"{name}:device" for name in SENSORS),
+                "op2:operator", "x1:device"]
     result = CliRunner().invoke(cli_app, [
         "init", "--home", str(home), "--chain-id", CHAIN_ID,
         *(arg for spec in accounts for arg in ("--account", spec))],
@@ -181,6 +183,8 @@ def start_chain(home: Path) -> IotChain:
                                            0, 0),
                    *(MsgRegisterDevice(chain.key(name).did, "AirQualityObserved", "centre",
                                        STREAMS, False, 0, 0) for name in SENSORS))
+        chain.send("op2", MsgRegisterDevice(chain.key("x1").did, "AirQualityObserved", "north",
+                                            STREAMS, False, 0, 0))
     except BaseException:
         chain.close()
         raise

@@ -67,6 +67,8 @@ def test_every_rejection_reason_is_counted_and_nothing_invalid_is_stored(
         ("bad_schema", good[0].topic, '{"device": "did:city:00", "value": 1}'),
         ("unknown_device", "", sign_reading(stranger, CHAIN_ID, "pm25", 1, now_ms(), 1)
          .to_json()),
+        ("unknown_device", "", sign_reading(chain.key("x1"), CHAIN_ID, "pm25", 1, now_ms(), 1)
+         .to_json()),                                    # another operator's device
         ("inactive_device", "", sign_reading(chain.key("s4"), CHAIN_ID, "pm25", 1, now_ms(), 1)
          .to_json()),
         ("unknown_stream", "", s1.next(1, stream="noise").to_json()),
@@ -223,3 +225,32 @@ def test_a_batch_sealed_and_sent_before_a_crash_is_recorded_not_sent_again(
     assert recorded is not None
     assert recorded.status == ANCHORED and recorded.sends == 0 and recorded.height == height
     assert chain.anchored_roots().count(batch.merkle_root.hex()) == 1
+
+
+def test_a_batch_refused_for_a_device_is_resealed_without_it(
+        broker: Broker, chain: IotChain, store_path: Path) -> None:
+    # s6 is suspended after its readings were sealed but before the anchor: the chain refuses
+    # the whole batch; the gateway returns its readings to sealing, which drops s6's.
+    s5, s6 = DeviceClock(chain.key("s5")), DeviceClock(chain.key("s6"))
+    readings = [s5.next(1), s6.next(2), s5.next(3)]
+    link = ChainLink(chain.rpc_url, chain.key("gw"))
+    store = ReadingStore(store_path)
+    try:
+        gateway = Gateway(GatewayConfig(broker_port=broker.port), store, link)  # not started
+        store.commit_readings([(r, now_ms()) for r in readings], {}, {})
+        assert gateway.maybe_seal(force=True) == 1
+        (refused,) = store.batches()
+        chain.suspend("s6")
+        assert gateway.anchor_sealed() == 0
+        assert store.batches() == [] and store.counts() == {"readings_accepted": 3}
+        assert gateway.maybe_seal(force=True) == 1
+        assert gateway.anchor_sealed() == 1
+        (batch,) = store.batches(ANCHORED)
+        assert batch.devices == (s5.key.did,)
+        assert batch.leaves == (readings[0].reading_id, readings[2].reading_id)
+        assert batch.previous_batch_id == refused.previous_batch_id
+        assert store.counts() == {"readings_batched": 2, "readings_dropped": 1,
+                                  "batches_anchored": 1}
+    finally:
+        store.close()
+        link.close()

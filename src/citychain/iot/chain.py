@@ -29,6 +29,7 @@ class DeviceInfo:
     plausible range of each declared stream."""
 
     did: str
+    owner: str
     pubkey: bytes
     active: bool
     streams: dict[str, tuple[int, int]]
@@ -78,7 +79,13 @@ class ChainLink:
         active = value["status"] != "decommissioned" and value["identity_status"] == "active"
         streams = {s["name"]: (int(s["min"]), int(s["max"])) for s in value["streams"]}
         pubkey = bytes.fromhex(value["pubkey"]) if value["pubkey"] else b""
-        return DeviceInfo(did, pubkey, active, streams)
+        return DeviceInfo(did, str(value["owner"]), pubkey, active, streams)
+
+    def operator(self) -> str:
+        """The DID the gateway anchors for: the owner of its Gateway device, or the key's own
+        DID when the key is not a device (an operator anchoring directly)."""
+        own = self.device(self.key.did)
+        return self.key.did if own is None else own.owner
 
     def params(self) -> dict[str, Any]:
         value: dict[str, Any] = self.query("/oracle/params", {})

@@ -47,6 +47,8 @@ log = logging.getLogger("citychain.iot")
 
 TOPIC_FILTER = "city/+/+"
 ROOT_ALREADY_ANCHORED = ("oracle", 12)
+# DeviceNotFound, DeviceNotActive, DeviceDecommissioned, NotDeviceOwner: fixed by re-sealing.
+DEVICE_REFUSALS = frozenset({1, 5, 6, 7})
 
 
 def wall_clock_ms() -> int:
@@ -72,14 +74,17 @@ class GatewayConfig:
 
 
 class ReadingChecker:
-    """The stateful checks, in order: device known, active, stream declared, signature, seq
+    """The stateful checks, in order: device known (registered to the gateway's operator: the
+    chain refuses anchors listing another's), active, stream declared, signature, seq
     increasing (a replay repeats an id and so a seq), timestamp increasing, within the window
     of our clock, value within the stream's declared range."""
 
-    def __init__(self, chain_id: str, devices: Callable[[str], DeviceInfo | None],
+    def __init__(self, chain_id: str, operator: str,
+                 devices: Callable[[str], DeviceInfo | None],
                  progress: dict[str, tuple[int, int]], config: GatewayConfig,
                  clock_ms: Callable[[], int] = wall_clock_ms) -> None:
         self.chain_id = chain_id
+        self.operator = operator
         self.devices = devices
         self.progress = progress
         self.config = config
@@ -89,7 +94,7 @@ class ReadingChecker:
         """Raise ReadingRejectedError unless ``reading`` may be stored; on success record it as
         the device's latest (the caller commits the progress with the reading)."""
         info = self.devices(reading.device)
-        if info is None:
+        if info is None or info.owner != self.operator:
             raise ReadingRejectedError(UNKNOWN_DEVICE, reading.device)
         if not info.active:
             raise ReadingRejectedError(INACTIVE_DEVICE, reading.device)
@@ -162,8 +167,10 @@ class Gateway:
         self.chain = chain
         self.clock_ms = clock_ms
         self.devices = DeviceCache(chain.device, ttl=config.device_ttl)
-        self.checker = ReadingChecker(chain.chain_id, self.devices.get, store.device_progress(),
-                                      config, clock_ms)
+        self.operator = chain.operator()
+        self.checker = ReadingChecker(chain.chain_id, self.operator, self.devices.get,
+                                      store.device_progress(), config, clock_ms)
+        self._seal_lock = threading.Lock()
         params = chain.params()
         self.max_devices = min(config.max_batch_devices, int(params["max_batch_devices"]))
         self.max_span_ms = int(params["max_batch_span_ms"])
@@ -296,6 +303,10 @@ class Gateway:
     def maybe_seal(self, force: bool = False) -> int:
         """Seal pending readings into batches when ``batch_readings`` wait or the oldest has
         waited ``batch_seconds`` (or ``force``); return the number of batches sealed."""
+        with self._seal_lock:
+            return self._seal(force)
+
+    def _seal(self, force: bool) -> int:
         count, oldest = self.store.pending_summary()
         if count == 0 or oldest is None:
             return 0
@@ -323,7 +334,7 @@ class Gateway:
 
     def _active_now(self, did: str) -> bool:
         info = self.devices.refresh(did)
-        return info is not None and info.active
+        return info is not None and info.active and info.owner == self.operator
 
     # ------------------------------------------------------------------ anchors
     def _anchor_loop(self) -> None:
@@ -361,9 +372,17 @@ class Gateway:
                     self.store.mark_anchored(batch.batch_id, height, "")
                     done += 1
                     continue
-                log.error("anchor of batch %s refused: %s", batch.batch_id.hex(), exc)
-                self.store.mark_failed(batch.batch_id, str(exc))
-                continue
+                # Refused: nothing of this batch is on chain. Device problems (suspended,
+                # decommissioned, unknown, another operator's) go away by re-sealing, which
+                # re-checks every device; anything else sets this batch's readings aside.
+                unanchorable = exc.codespace != "oracle" or exc.code not in DEVICE_REFUSALS
+                with self._seal_lock:
+                    returned = self.store.unseal_from(batch.batch_id,
+                                                      unanchorable=unanchorable)
+                log.error("anchor of batch %s refused (%s); %d readings back to sealing%s",
+                          batch.batch_id.hex(), exc, returned,
+                          ", its own set aside" if unanchorable else "")
+                break
             self.store.mark_anchored(batch.batch_id, height, tx_hash)
             done += 1
         with self._lock:

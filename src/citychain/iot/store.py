@@ -62,9 +62,9 @@ CREATE TABLE IF NOT EXISTS rejections (
 ACCEPTED = "accepted"      # stored, not yet in a batch
 BATCHED = "batched"        # in a sealed batch
 DROPPED = "dropped"        # its device was inactive when the batch was sealed: never anchored
+UNANCHORABLE = "unanchorable"  # its batch was refused for a reason re-sealing cannot fix
 SEALED = "sealed"          # batch written with its root; its anchor tx may or may not be sent
 ANCHORED = "anchored"      # the chain holds the root (height, tx hash known)
-FAILED = "failed"          # the chain refused the anchor for good (error says why)
 
 
 @dataclass(frozen=True)
@@ -181,9 +181,8 @@ class ReadingStore:
         return int(count), None if oldest is None else int(oldest)
 
     def last_batch_id(self) -> bytes:
-        """The id of the newest batch not refused by the chain (empty: none yet)."""
-        row = self._db.execute("SELECT id FROM batches WHERE status != ? ORDER BY n DESC LIMIT 1",
-                               (FAILED,)).fetchone()
+        """The id of the newest batch (empty: none yet)."""
+        row = self._db.execute("SELECT id FROM batches ORDER BY n DESC LIMIT 1").fetchone()
         return b"" if row is None else bytes(row[0])
 
     def seal(self, batches: list[tuple[Batch, list[int]]], dropped: list[int]) -> None:
@@ -234,9 +233,35 @@ class ReadingStore:
         self._db.execute("UPDATE batches SET status = ?, height = ?, tx_hash = ?, error = '' "
                          "WHERE id = ?", (ANCHORED, height, tx_hash, batch_id))
 
-    def mark_failed(self, batch_id: bytes, error: str) -> None:
-        self._db.execute("UPDATE batches SET status = ?, error = ? WHERE id = ?",
-                         (FAILED, error, batch_id))
+    def unseal_from(self, batch_id: bytes, *, unanchorable: bool) -> int:
+        """The chain refused batch ``batch_id``: delete it and every later batch (none of them
+        was sent: anchoring goes in order) and return their readings to the pending pool, so
+        the next seal re-checks their devices and links to the last anchored batch. With
+        ``unanchorable`` the refused batch's own readings are set aside instead. Returns the
+        number of readings returned to the pool."""
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            row = db.execute("SELECT n FROM batches WHERE id = ?", (batch_id,)).fetchone()
+            if row is None:
+                db.execute("ROLLBACK")
+                return 0
+            ids = [bytes(r[0]) for r in db.execute(
+                "SELECT id FROM batches WHERE n >= ? AND status = ? ORDER BY n", (row[0], SEALED))]
+            if unanchorable:
+                db.execute("UPDATE readings SET status = ?, batch_id = NULL WHERE batch_id = ?",
+                           (UNANCHORABLE, batch_id))
+            returned = 0
+            for each in ids:
+                returned += db.execute(
+                    "UPDATE readings SET status = ?, batch_id = NULL WHERE batch_id = ?",
+                    (ACCEPTED, each)).rowcount
+                db.execute("DELETE FROM batches WHERE id = ?", (each,))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return returned
 
     # ------------------------------------------------------------------ reads
     def get_reading(self, reading_id: bytes) -> StoredReading | None:
