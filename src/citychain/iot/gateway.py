@@ -157,6 +157,13 @@ def build_batch(part: list[tuple[int, Reading]], previous_batch_id: bytes) -> Ba
     return Batch(batch_id, root, leaves, devices, first, last, len(leaves), previous_batch_id)
 
 
+def _topic(message: mqtt.MQTTMessage) -> str:
+    try:
+        return message.topic
+    except UnicodeDecodeError:
+        return ""          # not a topic of ours: the reading is refused as bad_schema
+
+
 class Gateway:
     """One running gateway: ``start()`` connects and spawns its threads, ``stop()`` ends them."""
 
@@ -242,13 +249,18 @@ class Gateway:
                 try:
                     if messages:
                         self.process(messages)
-                    self.maybe_seal()
                 except (RpcError, OSError) as exc:
                     # The node is unreachable: nothing of this chunk was committed or acked;
                     # forget its in-memory progress and try the same messages again.
                     log.warning("ingest paused, node unreachable: %s", exc)
                     self.checker.progress = self.store.device_progress()
                     retry = messages
+                    self._stop.wait(1.0)
+                    continue
+                try:
+                    self.maybe_seal()
+                except (RpcError, OSError) as exc:
+                    log.warning("sealing paused, node unreachable: %s", exc)
                     self._stop.wait(1.0)
                 if time.monotonic() - last_stats >= self.config.stats_seconds:
                     last_stats = time.monotonic()
@@ -283,7 +295,7 @@ class Gateway:
         now = self.clock_ms()
         for message in messages:
             try:
-                reading = parse_reading(bytes(message.payload), message.topic)
+                reading = parse_reading(bytes(message.payload), _topic(message))
                 self.checker.check(reading)
             except ReadingRejectedError as exc:
                 rejected[exc.reason] += 1
