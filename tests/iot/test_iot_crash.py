@@ -4,6 +4,7 @@ root exactly once; then `citychain iot verify` proves a reading and refuses a ta
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -147,6 +148,11 @@ def test_kill_9_mid_stream_loses_no_acked_reading_and_anchors_none_twice(
     result = runner.invoke(cli_app, args, env=env)
     assert result.exit_code == 0, result.stderr
     assert "verified: anchored at height" in result.stdout
+    result = runner.invoke(cli_app, [*args, "--json"], env=env)
+    assert result.exit_code == 0, result.stderr
+    proof = json.loads(result.stdout)
+    assert proof["verified"] is True and proof["reading_id"] == some_id.hex()
+    assert proof["anchor"]["merkle_root"] == proof["merkle_root"]
     with sqlite3.connect(store_path) as db:
         db.execute("UPDATE readings SET value = value + 1 WHERE id = ?", (some_id,))
     result = runner.invoke(cli_app, args, env=env)
