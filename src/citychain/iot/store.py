@@ -298,3 +298,51 @@ def _batch(row: Any) -> Batch:
                  tuple(json.loads(str(devices))), int(first), int(last),
                  int(count), bytes(previous), str(status), int(height),
                  str(tx_hash), str(error), int(sends))
+
+
+class ReadOnlyReadingStore(ReadingStore):
+    """The same store opened read-only (``mode=ro`` connections, no schema written), for
+    readers beside the gateway such as the NGSI-LD server: they can never write its file."""
+
+    def __init__(self, path: Path) -> None:
+        if not path.exists():
+            raise FileNotFoundError(f"no reading store at {path}")
+        self.path = path
+        self._local = threading.local()
+        self._connections = []
+        self._lock = threading.Lock()
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True,
+                                 isolation_level=None, check_same_thread=False)
+            db.execute("PRAGMA busy_timeout=10000")
+            self._local.db = db
+            with self._lock:
+                self._connections.append(db)
+        return db
+
+    # ------------------------------------------------------------------ NGSI-LD reads
+    def latest_readings(self, device: str) -> list[StoredReading]:
+        """The newest reading of each stream of ``device``, by stream name (readings dropped
+        or unanchorable are left out: they will never be anchored)."""
+        return self.device_readings(device, last=1)
+
+    def device_readings(self, device: str, *, from_ms: int | None = None,
+                        to_ms: int | None = None, last: int | None = None
+                        ) -> list[StoredReading]:
+        """Readings of ``device`` with ``from_ms <= ts_ms < to_ms`` (either bound optional),
+        by stream then time; with ``last`` only the newest ``last`` of each stream. Dropped and
+        unanchorable readings are left out. (No index on device and time yet: a scan.)"""
+        rows = self._db.execute(
+            "SELECT device, stream, seq, ts_ms, value, sig, received_ms, status, batch_id FROM ("
+            " SELECT *, ROW_NUMBER() OVER (PARTITION BY stream ORDER BY ts_ms DESC) AS rank"
+            " FROM readings WHERE device = ? AND status IN (?, ?)"
+            " AND (? IS NULL OR ts_ms >= ?) AND (? IS NULL OR ts_ms < ?))"
+            " WHERE (? IS NULL OR rank <= ?) ORDER BY stream, ts_ms",
+            (device, ACCEPTED, BATCHED, from_ms, from_ms, to_ms, to_ms, last, last))
+        return [StoredReading(Reading(d, s, q, t, v, bytes(g)), rec, status,
+                              None if b is None else bytes(b))
+                for d, s, q, t, v, g, rec, status, b in rows]
