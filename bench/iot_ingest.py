@@ -1,0 +1,464 @@
+"""IoT gateway ingest: signed readings per second stored and anchored end to end, next to raw
+Mosquitto throughput for the same payloads in the same run, at two device counts.
+
+    .venv/bin/python bench/iot_ingest.py [--sizes 100,10000] [--readings 50000]
+                                         [--batch-seconds 0.5] [--profile-gateway]
+
+For each size (sensor devices registered on chain, built into genesis with the oracle section,
+plus an operator and its Gateway device) the script starts, on loopback:
+
+* Mosquitto on a free port (in memory, ``max_inflight_messages 1000``, no queue limit, as the
+  IoT tests run it);
+* a solo node (SQLite state, 50 ms blocks) and its JSON-RPC, in a child process;
+
+pre-signs ``--readings`` readings in this process (round robin over the devices, each device's
+seq and ts_ms increasing; signing is not measured) and then runs two phases, each publishing the
+same payloads with paho-mqtt at QoS 1 from a separate publisher process as fast as the broker
+acknowledges them (up to 1 000 in flight):
+
+a. raw (the same-run reference): a plain paho subscriber process (QoS 1, automatic acks, does
+   nothing with a message) receives them; rate = readings / (last received - first publish);
+b. gateway: ``citychain.iot.gateway.Gateway`` in a child process (the CLI's code path, config
+   as documented except ``batch_seconds``) checks, stores and acks them, seals batches of 1 000
+   and anchors them on the node. This process polls the gateway's SQLite file every 5 ms (read
+   only) for the readings stored (durable: committed with fsync) and the readings in anchored
+   batches. Rates: readings / (last stored - first publish) and readings / (last anchored -
+   first publish). Ingest latency: publish call of reading i to the poll that first sees it
+   stored (so +-5 ms).
+
+Every phase prints the CPU per reading (from /proc) of the broker, the publisher, the subscriber
+or gateway, and the node. ``--profile-gateway`` runs the gateway's ingest thread under cProfile
+and prints its top functions.
+
+Figures: see the end of this docstring (2 cores shared by broker, publisher, gateway, node and
+this script; python 3.11.7).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import cProfile
+import io
+import multiprocessing
+import multiprocessing.connection
+import os
+import pickle
+import pstats
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from citychain.app.genesis import Genesis
+from citychain.core.crypto import PrivateKey
+from citychain.iot.reading import sign_reading
+from citychain.testing.chain import CHAIN_ID, Cast, make_genesis
+
+BLOCK_INTERVAL = 0.05
+PREFIX = "bench-iot-"
+STREAM = "pm25:GQ:0:1000"
+POLL_SECONDS = 0.005
+
+
+# ------------------------------------------------------------------------------ chain
+def iot_genesis(cast: Cast) -> Genesis:
+    """A genesis with ``cast``'s devices registered to its operator: the first is the Gateway
+    device, the rest sensors with one stream (pm25, 0..1000)."""
+    value = make_genesis(cast).to_json_value()
+    owner = cast.operator.address
+    gateway, *sensors = cast.devices
+    value["app_state"]["oracle"] = {"devices": [
+        {"address": gateway.address, "owner": owner, "device_type": "Gateway",
+         "district": "centre", "streams": []},
+        *({"address": key.address, "owner": owner, "device_type": "AirQualityObserved",
+           "district": "centre", "streams": [STREAM]} for key in sensors)]}
+    return Genesis.from_json_value(value)
+
+
+def serve_node(devices: int, directory: str, conn: multiprocessing.connection.Connection) -> None:
+    """Child process: build the state, start the solo node and its RPC, serve until told."""
+    from citychain.consensus.solo.blockstore import BlockStore
+    from citychain.consensus.solo.node import SoloNode
+    from citychain.consensus.solo.rpc import RpcServer
+    from citychain.node.assemble import build_app
+    from citychain.store import SqliteStore
+
+    cast = Cast.make(citizens=0, devices=devices + 1, prefix=PREFIX)
+    store = SqliteStore(str(Path(directory) / "state.db"))
+    blocks = BlockStore(Path(directory) / "blocks.db")
+    node = SoloNode(build_app(store), blocks, cast.node, iot_genesis(cast),
+                    block_interval=BLOCK_INTERVAL)
+    node.handshake()
+    node.produce_block()
+    node.start()
+    server = RpcServer(node, "127.0.0.1", 0)
+    server.start()
+    try:
+        conn.send(server.url)
+        conn.recv()
+    except EOFError:
+        pass
+    finally:
+        server.stop()
+        node.stop()
+        blocks.close()
+        store.close()
+
+
+# ------------------------------------------------------------------------------ processes
+def run_gateway(node_url: str, port: int, store_path: str, batch_seconds: float, profile: bool,
+                conn: multiprocessing.connection.Connection) -> None:
+    """Child process: one Gateway (the Gateway device's key) until told to stop."""
+    from citychain.iot.chain import ChainLink
+    from citychain.iot.gateway import Gateway, GatewayConfig
+    from citychain.iot.store import ReadingStore
+
+    profiler = cProfile.Profile()
+
+    class ProfiledGateway(Gateway):
+        def _ingest_loop(self) -> None:
+            profiler.enable()
+            try:
+                super()._ingest_loop()
+            finally:
+                profiler.disable()
+
+    key = Cast.make(citizens=0, devices=1, prefix=PREFIX).devices[0]
+    chain = ChainLink(node_url, key)
+    store = ReadingStore(Path(store_path))
+    config = GatewayConfig(broker_port=port, batch_seconds=batch_seconds)
+    gateway = (ProfiledGateway if profile else Gateway)(config, store, chain)
+    gateway.start()
+    try:
+        if not gateway.ready.wait(30):
+            raise RuntimeError("the gateway did not subscribe")
+        conn.send("ready")
+        conn.recv()
+    except EOFError:
+        pass
+    finally:
+        gateway.stop()
+        out = io.StringIO()
+        if profile:
+            pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(25)
+        with contextlib.suppress(OSError):
+            conn.send((gateway.stats(), out.getvalue()))
+        store.close()
+        chain.close()
+
+
+def run_subscriber(port: int, expected: int, conn: multiprocessing.connection.Connection) -> None:
+    """Child process: a plain paho subscriber (QoS 1) counting messages; reports the monotonic
+    time of the last one."""
+    import threading
+
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    done = threading.Event()
+    subscribed = threading.Event()
+    state = {"count": 0, "last": 0.0}
+
+    def on_message(client: Any, userdata: Any, message: Any) -> None:
+        state["count"] += 1
+        if state["count"] >= expected:
+            state["last"] = time.monotonic()
+            done.set()
+
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-raw",
+                         protocol=mqtt.MQTTv311)
+    client.on_message = on_message
+    client.on_connect = lambda c, *a: c.subscribe("city/+/+", qos=1)
+    client.on_subscribe = lambda *a: subscribed.set()
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    try:
+        subscribed.wait(30)
+        conn.send("ready")
+        done.wait(600)
+        conn.send((state["count"], state["last"]))
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+def run_publisher(port: int, payloads_path: str,
+                  conn: multiprocessing.connection.Connection) -> None:
+    """Child process: publish every (topic, payload) at QoS 1, at most 1 000 in flight; report
+    the monotonic time of each publish call and of the last PUBACK."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    with open(payloads_path, "rb") as source:
+        payloads: list[tuple[str, bytes]] = pickle.load(source)
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-publisher",
+                         protocol=mqtt.MQTTv311)
+    client.max_inflight_messages_set(1000)
+    client.max_queued_messages_set(0)
+    client.connect("127.0.0.1", port)
+    try:
+        conn.send("ready")
+        conn.recv()
+        # One thread drives the network loop between publishes: paho's loop_start thread
+        # contends for the client's locks and costs the publisher 2.5 times the CPU.
+        clock = time.monotonic
+        times = []
+        infos = []
+        for index, (topic, payload) in enumerate(payloads):
+            times.append(clock())
+            infos.append(client.publish(topic, payload, qos=1))
+            if index % 50 == 49:
+                client.loop(timeout=0)
+        deadline = clock() + 120
+        while clock() < deadline and not all(info.is_published() for info in infos[-100:]):
+            client.loop(timeout=0.01)
+        while clock() < deadline and not all(info.is_published() for info in infos):
+            client.loop(timeout=0.01)
+        conn.send((times, clock(), sum(1 for info in infos if info.is_published())))
+    finally:
+        client.disconnect()
+
+
+# ------------------------------------------------------------------------------ measuring
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` (Linux /proc)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Phase:
+    name: str
+    readings: int
+    seconds: float                       # first publish to last received / stored
+    published_s: float                   # first publish to last PUBACK
+    anchored_s: float = 0.0              # first publish to last reading in an anchored batch
+    latencies: list[float] = field(default_factory=list)
+    cpu_us: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def per_s(self) -> float:
+        return self.readings / self.seconds
+
+    def percentile(self, q: float) -> float:
+        if not self.latencies:
+            return float("nan")
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1e3
+
+
+def start_broker(directory: Path) -> tuple[subprocess.Popen[bytes], int]:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    conf = directory / "mosquitto.conf"
+    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+                    "max_inflight_messages 1000\nmax_queued_messages 0\nlog_dest none\n")
+    process = subprocess.Popen(["/usr/sbin/mosquitto", "-c", str(conf)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return process, port
+        except OSError:
+            time.sleep(0.05)
+    process.kill()
+    raise RuntimeError("mosquitto did not open its port")
+
+
+def sign_payloads(devices: int, readings: int) -> list[tuple[str, bytes]]:
+    """Readings round robin over the sensors: reading i is device i % n's (i // n + 1)th."""
+    sensors = Cast.make(citizens=0, devices=devices + 1, prefix=PREFIX).devices[1:]
+    keys: list[PrivateKey] = list(sensors)
+    base = time.time_ns() // 1_000_000 - 2000
+    out = []
+    for index in range(readings):
+        key, round_ = keys[index % devices], index // devices
+        reading = sign_reading(key, CHAIN_ID, "pm25", round_ + 1, base + round_,
+                               index % 1000)
+        out.append((reading.topic, reading.to_json().encode()))
+    return out
+
+
+def run_size(devices: int, args: argparse.Namespace) -> list[Phase]:
+    context = multiprocessing.get_context("spawn")
+    phases: list[Phase] = []
+    with tempfile.TemporaryDirectory(prefix="citychain-iot-bench-") as text:
+        directory = Path(text)
+        print(f"\n  {devices:,} devices: signing {args.readings:,} readings ...", flush=True)
+        payloads = sign_payloads(devices, args.readings)
+        payloads_path = directory / "payloads.pickle"
+        payloads_path.write_bytes(pickle.dumps(payloads))
+        broker, port = start_broker(directory)
+        node_parent, node_child = context.Pipe()
+        node = context.Process(target=serve_node, args=(devices, text, node_child), daemon=True)
+        node.start()
+        started: list[tuple[Any, Any]] = []
+        try:
+            if not node_parent.poll(600):
+                raise RuntimeError("the node did not start")
+            node_url = node_parent.recv()
+            # a. raw reference
+            sub_parent, sub_child = context.Pipe()
+            subscriber = context.Process(target=run_subscriber,
+                                         args=(port, args.readings, sub_child), daemon=True)
+            subscriber.start()
+            started.append((subscriber, sub_parent))
+            sub_parent.recv()
+            phase, _ = measure(context, "raw paho subscriber", port, str(payloads_path),
+                               {"broker": broker.pid, "subscriber": subscriber.pid or 0,
+                                "node": node.pid or 0}, args, sub_parent, None)
+            phases.append(phase)
+            subscriber.join(30)
+            # b. gateway
+            gw_parent, gw_child = context.Pipe()
+            gateway = context.Process(target=run_gateway, args=(
+                node_url, port, str(directory / "readings.db"), args.batch_seconds,
+                args.profile_gateway, gw_child), daemon=True)
+            gateway.start()
+            started.append((gateway, gw_parent))
+            if not gw_parent.poll(60):
+                raise RuntimeError("the gateway did not start")
+            gw_parent.recv()
+            phase, _ = measure(context, "gateway", port, str(payloads_path),
+                               {"broker": broker.pid, "gateway": gateway.pid or 0,
+                                "node": node.pid or 0}, args, None,
+                               directory / "readings.db")
+            phases.append(phase)
+            gw_parent.send("stop")
+            stats, profile = gw_parent.recv()
+            rejected = {k: v for k, v in stats["rejected"].items() if v}
+            print(f"  gateway stats: received={stats['received']} "
+                  f"accepted={stats['accepted']} rejected={rejected} "
+                  f"batches anchored={stats['anchored']}", flush=True)
+            if profile:
+                print(f"  gateway ingest thread cProfile ({devices:,} devices):\n{profile}")
+        finally:
+            for process, pipe in started:
+                with contextlib.suppress(OSError):
+                    pipe.send("stop")
+                process.join(timeout=30)
+                if process.is_alive():
+                    process.kill()
+            with contextlib.suppress(OSError):
+                node_parent.send("stop")
+            node.join(timeout=60)
+            if node.is_alive():
+                node.kill()
+            broker.terminate()
+            broker.wait(timeout=10)
+    return phases
+
+
+def measure(context: Any, name: str, port: int, payloads_path: str, pids: dict[str, int],
+            args: argparse.Namespace, subscriber: Any, store: Path | None) -> tuple[Phase, Any]:
+    """Publish every payload from a publisher process; wait for the consumer (the subscriber's
+    report, or the gateway's store polled here) to have everything; return the figures."""
+    pub_parent, pub_child = context.Pipe()
+    publisher = context.Process(target=run_publisher, args=(port, payloads_path, pub_child),
+                                daemon=True)
+    publisher.start()
+    try:
+        pub_parent.recv()
+        pids = {**pids, "publisher": publisher.pid or 0}
+        before = {who: cpu_seconds(pid) for who, pid in pids.items()}
+        pub_parent.send("go")
+        total = args.readings
+        stored_at: list[tuple[int, float]] = []
+        anchored_at = 0.0
+        last_stored = 0.0
+        if store is not None:
+            db = sqlite3.connect(f"file:{store}?mode=ro", uri=True)
+            deadline = time.monotonic() + args.timeout
+            stored = anchored = 0
+            while time.monotonic() < deadline and anchored < total:
+                time.sleep(POLL_SECONDS)
+                now = time.monotonic()
+                if stored < total:
+                    count = db.execute("SELECT COALESCE(MAX(n), 0) FROM readings").fetchone()[0]
+                    if count > stored:
+                        stored_at.append((int(count), now))
+                        stored = int(count)
+                        if stored >= total:
+                            last_stored = now
+                anchored = int(db.execute(
+                    "SELECT COALESCE(SUM(reading_count), 0) FROM batches WHERE status = ?",
+                    ("anchored",)).fetchone()[0])
+                if anchored >= total:
+                    anchored_at = now
+            db.close()
+            if anchored < total:
+                raise RuntimeError(f"timed out: {stored} stored, {anchored} anchored of {total}")
+        times, acked_at, acked = pub_parent.recv()
+        if subscriber is not None:
+            count, last_stored = subscriber.recv()
+            if count < total:
+                raise RuntimeError(f"the subscriber got {count} of {total}")
+        after = {who: cpu_seconds(pid) for who, pid in pids.items()}
+    finally:
+        publisher.join(timeout=30)
+        if publisher.is_alive():
+            publisher.kill()
+    first = times[0]
+    latencies = []
+    previous = 0
+    for count, seen in stored_at:
+        latencies.extend(seen - times[i] for i in range(previous, min(count, len(times))))
+        previous = count
+    phase = Phase(name, total, last_stored - first, acked_at - first,
+                  anchored_at - first if anchored_at else 0.0, latencies,
+                  {who: (after[who] - before[who]) / total * 1e6 for who in pids})
+    print(f"  {name}: {phase.per_s:,.0f} readings/s "
+          f"({acked} PUBACKs in {phase.published_s:.2f} s)", flush=True)
+    return phase, None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    parser.add_argument("--sizes", default="100,10000",
+                        help="comma-separated numbers of sensor devices registered on chain")
+    parser.add_argument("--readings", type=int, default=50_000, help="readings per phase")
+    parser.add_argument("--batch-seconds", type=float, default=0.5,
+                        help="the gateway's batch_seconds (the documented default is 5 s: the "
+                             "last, partial batch would wait that long)")
+    parser.add_argument("--timeout", type=float, default=300.0, help="seconds per phase at most")
+    parser.add_argument("--profile-gateway", action="store_true",
+                        help="run the gateway's ingest thread under cProfile")
+    args = parser.parse_args(argv)
+    print(f"iot ingest: {args.readings:,} signed readings per phase "
+          f"(python {sys.version.split()[0]}, {os.cpu_count()} cores)", flush=True)
+    table = {int(size): run_size(int(size), args) for size in args.sizes.split(",")}
+    print("\n== summary ==  (cpu: microseconds per reading)")
+    ok = True
+    for size, (raw, gateway) in table.items():
+        names = ["broker", "publisher", "subscriber", "gateway", "node"]
+        print(f"\n  {size:,} devices{'':<16}{'per s':>9}{'p50 ms':>8}{'p99 ms':>8}"
+              + "".join(f"{n[:6] + ' cpu':>11}" for n in names))
+        for phase in (raw, gateway):
+            print(f"  {phase.name:<27}{phase.per_s:>9,.0f}{phase.percentile(0.5):>8.1f}"
+                  f"{phase.percentile(0.99):>8.1f}"
+                  + "".join(f"{phase.cpu_us[n]:>11.1f}" if n in phase.cpu_us else f"{'-':>11}"
+                            for n in names))
+        anchored = gateway.readings / gateway.anchored_s
+        print(f"  gateway anchored end to end: {anchored:,.0f} readings/s "
+              f"({gateway.anchored_s:.2f} s); publisher PUBACKs: raw {raw.published_s:.2f} s, "
+              f"gateway {gateway.published_s:.2f} s")
+        print(f"  ratio gateway/raw stored readings/s: {gateway.per_s / raw.per_s:.2f}; "
+              f"anchored/raw: {anchored / raw.per_s:.2f}")
+        met = gateway.per_s >= 10_000 and anchored >= 10_000
+        ok = ok and met
+        print(f"  bar >= 10,000 readings/s stored and anchored: {'met' if met else 'MISSED'}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
