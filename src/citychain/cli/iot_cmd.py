@@ -27,7 +27,8 @@ from citychain.cli.errors import CliError, NodeUnreachable, UsageFailure, Verifi
 from citychain.client.rpc import RpcError
 from citychain.iot.chain import ChainLink
 from citychain.iot.gateway import Gateway, GatewayConfig
-from citychain.iot.store import ReadingStore
+from citychain.iot.ngsi import NgsiServer, NodeDirectory, create_ngsi_app
+from citychain.iot.store import ReadingStore, ReadOnlyReadingStore
 from citychain.iot.verify import ReadingVerificationError, RpcProver, verify_reading
 
 app = typer.Typer(help="The IoT pipeline: MQTT gateway, off-chain reading store, anchors.",
@@ -167,3 +168,46 @@ def verify(
          f"{proof.batch.batch_id.hex()} (root {proof.batch.merkle_root.hex()})")
     echo(f"verified: anchored at height {proof.anchor['height']}, proven at height "
          f"{proof.height} against validators of {trusted}; signed by the device's key")
+
+
+@app.command("ngsi")
+def ngsi(
+    home: HomeOption = None,
+    node: NodeOption = None,
+    store: StoreOption = None,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port to listen on.")
+                    ] = 1026,
+) -> None:
+    """Serve the NGSI-LD read API (/ngsi-ld/v1/entities, /temporal/entities, /notifications)
+    over the reading store (opened read-only) and --node (device records, anchors).
+
+    Prints "iot ngsi ready" once listening; stops on SIGINT/SIGTERM (docs/adr/0009-ngsi-ld.md).
+    """
+    path = store_path(home, store)
+    if not path.exists():
+        raise UsageFailure(f"no reading store at {path}")
+    reading_store = ReadOnlyReadingStore(path)
+    directory = NodeDirectory(resolve_node_url(node, home))
+    stopping = threading.Event()
+
+    def on_signal(signum: int, frame: Any) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        server = NgsiServer(create_ngsi_app(reading_store, directory), host=host, port=port)
+        try:
+            server.start()
+        except RuntimeError as exc:
+            raise CliError(str(exc)) from None
+        echo(f"iot ngsi ready: {server.url}/ngsi-ld/v1/entities, store {path}")
+        sys.stdout.flush()
+        try:
+            server.wait(stopping)
+        finally:
+            server.stop()
+    finally:
+        directory.close()
+        reading_store.close()
