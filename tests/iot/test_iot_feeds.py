@@ -4,25 +4,52 @@ from the batches it names, and fails to when a reading is tampered or the batche
 
 from __future__ import annotations
 
+import sqlite3
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from iot_harness import CHAIN_ID, Broker, IotChain, now_ms, wait_for
 
 from citychain.core.crypto import PrivateKey
+from citychain.iot.chain import ChainLink
 from citychain.iot.feeds import (
     DeviceRecord,
     EmptyWindowError,
+    FeedComputation,
     FeedDefinition,
+    FeedNode,
     FeedRecipe,
     FeedRecipeError,
+    FeedValueMismatchError,
+    SourceBatchUnusedError,
+    SourceReadingTamperedError,
     aggregate_batches,
     compute_aggregate,
+    compute_feed_value,
     compute_mean,
     compute_ratio_bp,
     divide_rounded,
     parse_recipe,
+    publish_feed_value,
+    recompute_feed_value,
 )
-from citychain.iot.reading import sign_reading
+from citychain.iot.gateway import Gateway, GatewayConfig
+from citychain.iot.reading import Reading, sign_reading
+from citychain.iot.simulator import (
+    MqttSink,
+    Simulation,
+    make_devices,
+    register_devices,
+    run_simulation,
+)
+from citychain.iot.store import ReadingStore
+from citychain.iot.verify import RpcProver
 
 values = st.lists(st.integers(min_value=-(2**40), max_value=2**40), min_size=1, max_size=60)
 
@@ -127,3 +154,124 @@ def test_aggregate_selects_covered_devices_window_and_last_sample() -> None:
     assert (result.sample_count, result.reading_count) == (2, 3)
     ratio = FeedDefinition.from_value(_feed("ratio_bp", "feed/v1 stream=status where=eq:1"))
     assert aggregate_batches(ratio, 1000, 3000, batches, device).value == 6667   # 2 of 3
+
+
+# ------------------------------------------------------------------------------------ end to end
+
+@contextmanager
+def running_gateway(broker: Broker, chain: IotChain, store_path: Path) -> Iterator[Gateway]:
+    config = GatewayConfig(broker_host="127.0.0.1", broker_port=broker.port,
+                           client_id=f"gw-{uuid.uuid4().hex[:8]}", stats_seconds=60,
+                           batch_seconds=0.3)
+    link = ChainLink(chain.rpc_url, chain.key("gw"))
+    store = ReadingStore(store_path)
+    gateway = Gateway(config, store, link)
+    try:
+        gateway.start()
+        assert gateway.ready.wait(10)
+        yield gateway
+    finally:
+        gateway.stop()
+        store.close()
+        link.close()
+
+
+def copy_store(source: Path, target: Path) -> ReadingStore:
+    with sqlite3.connect(source) as src, sqlite3.connect(target) as dst:
+        src.backup(dst)
+    return ReadingStore(target)
+
+
+def test_a_feed_value_recomputes_from_its_batches(broker: Broker, chain: IotChain,
+                                                 store_path: Path, tmp_path: Path) -> None:
+    seed = 2026
+    devices = make_devices(16, seed)
+    node = FeedNode(chain.rpc_url, chain.key("op"))
+    prover = RpcProver(chain.rpc_url, chain.genesis_path)
+    try:
+        assert register_devices(node.client, chain.key("op"), CHAIN_ID, devices) == 16
+        assert register_devices(node.client, chain.key("op"), CHAIN_ID, devices) == 0
+        with running_gateway(broker, chain, store_path) as gateway:
+            sink = MqttSink("127.0.0.1", broker.port)
+            published: list[Reading] = []
+
+            def publish(reading: Reading) -> None:
+                published.append(reading)
+                sink.publish(reading)
+
+            simulation = Simulation(devices, chain_id=CHAIN_ID, seed=seed, start_ms=now_ms(),
+                                    speed=3600.0)
+            stats = run_simulation(simulation, publish, 4.0)
+            assert sink.flush() == stats.published == len(published) > 300
+            sink.close()
+            wait_for(lambda: gateway.store.counts().get("readings_batched") == len(published)
+                     and not gateway.store.batches("sealed"), timeout=30,
+                     what="every simulated reading anchored")
+            assert gateway.stats()["accepted"] == len(published)
+        store = ReadingStore(store_path)
+        start = min(r.ts_ms for r in published)
+        end = max(r.ts_ms for r in published) + 1
+
+        # Working street lights in the centre: each centre light's last status in the window.
+        node.declare_feed("lights-centre", FeedRecipe("status", "StreetLight", "last", "eq", 1),
+                          aggregation="count", unit="C62", scale=0, coverage=["centre"],
+                          text="working street lights")
+        feed = node.feed("lights-centre")
+        computed = compute_feed_value(store, feed, start, end, node.device,
+                                      max_sources=node.max_sources())
+        centre_lights = {d.did for d in devices
+                         if d.device_type == "StreetLight" and d.district == "centre"}
+        last = {r.device: r.value for r in published if r.device in centre_lights}
+        assert computed.value == sum(last.values())
+        assert computed.sample_count == len(centre_lights) == 2
+        publish_feed_value(node, computed)
+        on_chain = node.query("/oracle/feed_value", {"feed_id": "lights-centre"})
+        assert on_chain["value"] == computed.value
+        assert tuple(on_chain["source_batch_ids"]) == computed.source_batch_ids
+        verified = recompute_feed_value(store, prover, "lights-centre")
+        assert verified.computation == computed
+
+        # A tampered reading (in a copy of the store) no longer recomputes.
+        tampered = copy_store(store_path, tmp_path / "tampered.db")
+        try:
+            source = bytes.fromhex(computed.source_batch_ids[0])
+            leaf = tampered.get_batch(source).leaves[0]  # type: ignore[union-attr]
+            tampered._db.execute("UPDATE readings SET value = value + 1 WHERE id = ?", (leaf,))
+            with pytest.raises(SourceReadingTamperedError):
+                recompute_feed_value(tampered, prover, "lights-centre")
+        finally:
+            tampered.close()
+
+        # Mean PM2.5 over the centre (scale 1: tenths), published as computed: recomputes.
+        node.declare_feed("pm25-centre", FeedRecipe("pm25", "AirQualityObserved"),
+                          aggregation="mean", unit="GQ", scale=1, coverage=["centre"])
+        mean = compute_feed_value(store, node.feed("pm25-centre"), start, end, node.device)
+        publish_feed_value(node, mean)
+        assert recompute_feed_value(store, prover, "pm25-centre").computation.value == mean.value
+
+        # A value naming the wrong batches: one source left out changes the recomputed count...
+        node.declare_feed("pm25-reports", FeedRecipe("pm25"), aggregation="count", unit="C62",
+                          scale=0, coverage=["centre", "north", "south"])
+        middle = (start + end) // 2
+        reports = compute_feed_value(store, node.feed("pm25-reports"), start, middle,
+                                     node.device)
+        assert len(reports.source_batch_ids) > 1
+        publish_feed_value(node, replace(reports,
+                                         source_batch_ids=reports.source_batch_ids[:-1]))
+        with pytest.raises(FeedValueMismatchError) as mismatch:
+            recompute_feed_value(store, prover, "pm25-reports")
+        assert mismatch.value.found == reports.value
+        # ...and a batch holding none of the window's readings is refused as unused.
+        pm25_times = {r.ts_ms for r in published if r.stream == "pm25"}
+        bus = next(r for r in reversed(published)
+                   if r.stream == "delay" and r.ts_ms > middle and r.ts_ms not in pm25_times)
+        batch_id = store.get_reading(bus.reading_id).batch_id  # type: ignore[union-attr]
+        assert batch_id is not None
+        publish_feed_value(node, FeedComputation("pm25-reports", bus.ts_ms, bus.ts_ms + 1, 0,
+                                                 (batch_id.hex(),), 0, 0))
+        with pytest.raises(SourceBatchUnusedError):
+            recompute_feed_value(store, prover, "pm25-reports")
+        store.close()
+    finally:
+        prover.close()
+        node.close()
