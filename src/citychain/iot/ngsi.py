@@ -708,9 +708,11 @@ def simplified_option(options: str | None) -> bool:
 def replay(service: EntityService, store: ReadOnlyReadingStore, chain: NgsiChain, start: int,
            size: int, types: frozenset[str] | None) -> tuple[list[dict[str, Any]], int]:
     """Up to ``size`` anchored batches from height ``start`` (all of the last height taken),
-    each as a notification of the entities it changed. Returns them and the next height to
-    ask from: one past the last height returned, or ``start`` when nothing was (never the
-    tip: a batch recorded late, after a crash, at a lower height is still served)."""
+    each as a notification of the entities (of ``types``) it changed; a batch with none makes
+    no notification. Returns them and the next height to ask from: one past the last height
+    examined, or ``start`` when none was (never the tip: a batch whose anchor the gateway
+    records late, after a crash, is still served when it is recorded, since anchoring goes in
+    order and no later batch can have been recorded before it)."""
     anchored: list[tuple[int, int, Batch]] = []
     for n, batch in enumerate(store.batches(ANCHORED)):
         if batch.height >= start:
@@ -723,10 +725,12 @@ def replay(service: EntityService, store: ReadOnlyReadingStore, chain: NgsiChain
         chosen.append(batch)
     receipts = Receipts(store, chain)
     out = []
+    next_height = start
     for batch in chosen:
         receipt = receipts.receipt(batch.batch_id)
         if receipt is None:   # not on chain after all: stop before it, ask again later
             break
+        next_height = batch.height + 1
         data = []
         for did in batch.devices:
             device = service.device(did)
@@ -735,11 +739,12 @@ def replay(service: EntityService, store: ReadOnlyReadingStore, chain: NgsiChain
             readings = [r for r in (store.get_reading(leaf) for leaf in batch.leaves)
                         if r is not None and r.reading.device == did]
             data.append(service.temporal(device, readings, None, receipts, False))
+        if not data:          # nothing of the wanted types: no notification, the cursor moves
+            continue
         out.append({"id": f"urn:ngsi-ld:Notification:{batch.batch_id.hex()}",
                     "type": "Notification", "subscriptionId": REPLAY_SUBSCRIPTION,
                     "notifiedAt": receipt["blockTime"], "height": receipt["height"],
                     "anchor": receipt, "data": data})
-    next_height = out[-1]["height"] + 1 if out else start
     return out, next_height
 
 
