@@ -380,3 +380,15 @@ def test_cli_serves_the_store(world: World) -> None:
     finally:
         process.terminate()
         assert process.wait(timeout=15) == 0
+
+
+def test_an_unreachable_node_is_an_internal_error(world: World) -> None:
+    directory = NodeDirectory(f"http://127.0.0.1:{free_port()}")
+    server = NgsiServer(create_ngsi_app(world.store, directory), port=free_port()).start()
+    try:
+        answer = httpx.get(server.url + BASE + "/entities", timeout=30)
+    finally:
+        server.stop()
+        directory.close()
+    assert answer.status_code == 500
+    assert answer.json()["type"] == ERRORS + "InternalError"

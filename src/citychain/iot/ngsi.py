@@ -25,7 +25,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from citychain.client.rpc import NodeClient
+from citychain.client.rpc import NodeClient, RpcError
 from citychain.core import codec
 from citychain.iot.store import ANCHORED, Batch, ReadOnlyReadingStore, StoredReading
 
@@ -600,6 +600,11 @@ def create_ngsi_app(store: ReadOnlyReadingStore, chain: NgsiChain, *,
     @app.exception_handler(NgsiError)
     async def on_ngsi_error(request: Request, exc: NgsiError) -> JSONResponse:
         return JSONResponse(exc.to_value(), status_code=exc.status)
+
+    @app.exception_handler(RpcError)
+    async def on_node_error(request: Request, exc: RpcError) -> JSONResponse:
+        error = NgsiError("InternalError", "Node unavailable", f"the node did not answer: {exc}")
+        return JSONResponse(error.to_value(), status_code=error.status)
 
     @app.exception_handler(RequestValidationError)
     async def on_validation(request: Request, exc: RequestValidationError) -> JSONResponse:
