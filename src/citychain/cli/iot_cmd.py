@@ -6,6 +6,7 @@ import logging
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -23,9 +24,24 @@ from citychain.cli.common import (
     resolve_home,
     resolve_node_url,
 )
-from citychain.cli.errors import CliError, NodeUnreachable, UsageFailure, VerificationFailed
+from citychain.cli.errors import (
+    CliError,
+    NodeUnreachable,
+    UsageFailure,
+    VerificationFailed,
+    format_chain_error,
+)
 from citychain.client.rpc import RpcError
 from citychain.iot.chain import ChainLink
+from citychain.iot.feeds import (
+    FeedError,
+    FeedNode,
+    FeedPublishError,
+    FeedRecomputeError,
+    compute_feed_value,
+    publish_feed_value,
+    recompute_feed_value,
+)
 from citychain.iot.gateway import Gateway, GatewayConfig
 from citychain.iot.ngsi import NgsiServer, NodeDirectory, create_ngsi_app
 from citychain.iot.store import ReadingStore, ReadOnlyReadingStore
@@ -211,3 +227,109 @@ def ngsi(
     finally:
         directory.close()
         reading_store.close()
+
+
+feed_app = typer.Typer(help="Oracle feed values computed from anchored batches: publish, verify "
+                            "(docs/iot.md).", no_args_is_help=True)
+app.add_typer(feed_app, name="feed")
+
+
+@feed_app.command("publish")
+def feed_publish(
+    feed_id: Annotated[str, typer.Argument(help="The declared feed (its description holds the "
+                                                "feed/v1 recipe).")],
+    key: Annotated[str, typer.Option("--from", show_default=False,
+                                     help="Keyring key of the feed's publisher (an operator).")],
+    window_start_ms: Annotated[int, typer.Option("--window-start-ms", min=0,
+                                                 show_default=False)],
+    window_end_ms: Annotated[int | None, typer.Option(
+        "--window-end-ms", min=1, show_default=False,
+        help="End of the half-open window (default: now).")] = None,
+    home: HomeOption = None,
+    node: NodeOption = None,
+    store: StoreOption = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Compute and print, send nothing.")
+                       ] = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Compute the feed's value over [start, end) from the store's anchored batches and publish
+    it with MsgPublishFeedValue, naming the batches its readings lie in."""
+    path = store_path(home, store)
+    if not path.exists():
+        raise UsageFailure(f"no reading store at {path}")
+    end = window_end_ms if window_end_ms is not None else time.time_ns() // 1_000_000
+    if end <= window_start_ms:
+        raise UsageFailure("--window-end-ms must be after --window-start-ms")
+    feed_node = FeedNode(resolve_node_url(node, home), keyring_of(home).load(key))
+    reading_store = ReadOnlyReadingStore(path)
+    try:
+        feed = feed_node.feed(feed_id)
+        computed = compute_feed_value(reading_store, feed, window_start_ms, end,
+                                      feed_node.device, max_sources=feed_node.max_sources())
+        height, tx_hash = (0, "") if dry_run else publish_feed_value(feed_node, computed)
+    except FeedPublishError as exc:
+        raise CliError(format_chain_error(exc.codespace, exc.code, exc.log)) from None
+    except FeedError as exc:
+        raise CliError(f"feed {feed_id}: {exc}") from None
+    except RpcError as exc:
+        raise NodeUnreachable(str(exc)) from None
+    finally:
+        reading_store.close()
+        feed_node.close()
+    if json_output:
+        print_json({"feed_id": feed_id, "window_start_ms": window_start_ms, "window_end_ms": end,
+                    "value": computed.value, "source_batch_ids": list(computed.source_batch_ids),
+                    "samples": computed.sample_count, "readings": computed.reading_count,
+                    "height": height, "hash": tx_hash, "published": not dry_run})
+        return
+    echo(f"feed {feed_id} [{window_start_ms}, {end}): value {computed.value} "
+         f"(scale {feed.scale} {feed.unit}) from {computed.sample_count} samples of "
+         f"{computed.reading_count} readings in {len(computed.source_batch_ids)} batches")
+    echo("dry run: not published" if dry_run else f"published at height {height}, tx {tx_hash}")
+
+
+@feed_app.command("verify")
+def feed_verify(
+    feed_id: Annotated[str, typer.Argument(help="The feed whose value to recompute.")],
+    window_end_ms: Annotated[int | None, typer.Option(
+        "--window-end-ms", min=1, show_default=False,
+        help="The value ending there (default: the latest).")] = None,
+    home: HomeOption = None,
+    node: NodeOption = None,
+    store: StoreOption = None,
+    genesis: GenesisOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Recompute a published feed value from the readings of the batches it names: every chain
+    read proven against validators trusted from the genesis, each batch's leaves hashed to its
+    anchored root, each reading to its leaf and signed by its device. Exit code 4 if it does
+    not recompute."""
+    path = store_path(home, store)
+    if not path.exists():
+        raise UsageFailure(f"no reading store at {path}")
+    trusted = genesis or resolve_home(home).genesis_path
+    if not trusted.exists():
+        raise UsageFailure(f"no genesis to trust at {trusted}; pass --genesis FILE")
+    reading_store = ReadOnlyReadingStore(path)
+    prover = RpcProver(resolve_node_url(node, home), trusted)
+    try:
+        verified = recompute_feed_value(reading_store, prover, feed_id, window_end_ms)
+    except (FeedRecomputeError, ReadingVerificationError) as exc:
+        raise VerificationFailed(f"feed value NOT verified ({type(exc).__name__}): {exc}"
+                                 ) from None
+    except FeedError as exc:
+        raise CliError(f"feed {feed_id}: {exc}") from None
+    except RpcError as exc:
+        raise NodeUnreachable(str(exc)) from None
+    finally:
+        prover.close()
+        reading_store.close()
+    if json_output:
+        print_json(verified.to_value())
+        return
+    c = verified.computation
+    echo(f"feed {feed_id} [{c.window_start_ms}, {c.window_end_ms}): value {c.value} recomputed "
+         f"from {c.sample_count} samples of {c.reading_count} readings in "
+         f"{len(c.source_batch_ids)} batches")
+    echo(f"verified: proven at height {verified.height} against validators of {trusted}; every "
+         "reading in its anchored root and signed by its device")

@@ -15,6 +15,7 @@ from citychain.cli import (
     keys,
     node_cmd,
     query,
+    sim_cmd,
     testnet,
     tx,
     verify_cmd,
@@ -70,3 +71,4 @@ app.command("demo")(demo_cmd.demo)
 app.command("api")(api_cmd.api)
 app.add_typer(testnet.app, name="testnet")
 app.add_typer(iot_cmd.app, name="iot")
+app.command("sim")(sim_cmd.sim)
