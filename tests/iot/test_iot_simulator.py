@@ -5,8 +5,20 @@ readings pass the gateway's stateless checks; paced publishing follows the real 
 from __future__ import annotations
 
 import itertools
+import json
+import os
+import sqlite3
+import subprocess
+import sys
 from collections import Counter, defaultdict
+from pathlib import Path
 
+from iot_harness import Broker, IotChain, now_ms, wait_for
+from typer.testing import CliRunner
+
+from citychain.cli.main import app as cli_app
+from citychain.iot.chain import ChainLink
+from citychain.iot.gateway import Gateway, GatewayConfig
 from citychain.iot.reading import parse_reading
 from citychain.iot.simulator import (
     DAY_MS,
@@ -16,6 +28,7 @@ from citychain.iot.simulator import (
     make_devices,
     run_simulation,
 )
+from citychain.iot.store import ReadingStore
 
 START_MS = 1_700_000_000_000
 
@@ -95,3 +108,57 @@ def test_paced_run_stamps_real_time() -> None:
     assert sum(stats.by_type.values()) == stats.published
     assert all(START_MS <= r.ts_ms <= START_MS + 10_000 for r in sent)
     assert now[0] <= START_MS + 10_000
+
+
+def test_cli_sim_feeds_the_gateway_and_a_feed_verifies(broker: Broker, chain: IotChain,
+                                                       store_path: Path) -> None:
+    """`citychain sim` (a subprocess) registers its devices and publishes; the gateway anchors;
+    `citychain iot feed publish` and `iot feed verify` (exit 0, then 4 once tampered)."""
+    config = GatewayConfig(broker_host="127.0.0.1", broker_port=broker.port,
+                           client_id="gw-sim-cli", stats_seconds=60, batch_seconds=0.3)
+    link = ChainLink(chain.rpc_url, chain.key("gw"))
+    store = ReadingStore(store_path)
+    gateway = Gateway(config, store, link)
+    common = ["--home", str(chain.home), "--node", chain.rpc_url]
+    env = {**os.environ, "CITYCHAIN_HOME": "", "CITYCHAIN_NODE": ""}
+    try:
+        gateway.start()
+        assert gateway.ready.wait(10)
+        start = now_ms()
+        done = subprocess.run(
+            [str(Path(sys.executable).parent / "citychain"), "sim", "--broker", broker.address,
+             *common, "--devices", "8", "--seconds", "3", "--speed", "3600", "--seed", "4",
+             "--operator", "op"], capture_output=True, text=True, timeout=120, env=env)
+        assert done.returncode == 0, done.stderr
+        assert "sim: 8 devices registered" in done.stdout
+        published = int(done.stdout.split("published=")[1].split()[0])
+        assert f"acknowledged={published}" in done.stdout and published > 50
+        wait_for(lambda: store.counts().get("readings_batched") == published
+                 and not store.batches("sealed"), timeout=30, what="the sim's readings anchored")
+    finally:
+        gateway.stop()
+        store.close()
+        link.close()
+    end = now_ms()
+    runner = CliRunner()
+    declared = runner.invoke(cli_app, [
+        "tx", "oracle", "declare-feed", "--from", "op", *common, "--feed-id", "bins-centre",
+        "--description", "feed/v1 stream=fillingLevel type=WasteContainer sample=last -- fill",
+        "--unit", "P1", "--scale", "1", "--aggregation", "mean", "--coverage", "centre"])
+    assert declared.exit_code == 0, declared.output
+    publish = runner.invoke(cli_app, [
+        "iot", "feed", "publish", "bins-centre", "--from", "op", *common, "--store",
+        str(store_path), "--window-start-ms", str(start), "--window-end-ms", str(end), "--json"])
+    assert publish.exit_code == 0, publish.output
+    value = json.loads(publish.stdout)
+    assert value["published"] and value["samples"] == 1     # one bin in the centre (of 8)
+    verify = runner.invoke(cli_app, ["iot", "feed", "verify", "bins-centre", *common,
+                                     "--store", str(store_path), "--json"])
+    assert verify.exit_code == 0, verify.output
+    assert json.loads(verify.stdout)["value"] == value["value"]
+    with sqlite3.connect(store_path) as db:
+        db.execute("UPDATE readings SET value = value + 1 WHERE stream = 'fillingLevel'")
+    tampered = runner.invoke(cli_app, ["iot", "feed", "verify", "bins-centre", *common,
+                                       "--store", str(store_path)])
+    assert tampered.exit_code == 4, tampered.output
+    assert "SourceReadingTamperedError" in tampered.stderr
