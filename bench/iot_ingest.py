@@ -111,9 +111,12 @@ def serve_node(devices: int, directory: str, conn: multiprocessing.connection.Co
 
 
 # ------------------------------------------------------------------------------ processes
-def run_gateway(node_url: str, port: int, store_path: str, batch_seconds: float, profile: bool,
+def run_gateway(node_url: str, port: int, store_path: str, batch_seconds: float,
+                device_ttl: float, profile: bool,
                 conn: multiprocessing.connection.Connection) -> None:
     """Child process: one Gateway (the Gateway device's key) until told to stop."""
+    import threading
+
     from citychain.iot.chain import ChainLink
     from citychain.iot.gateway import Gateway, GatewayConfig
     from citychain.iot.store import ReadingStore
@@ -131,13 +134,15 @@ def run_gateway(node_url: str, port: int, store_path: str, batch_seconds: float,
     key = Cast.make(citizens=0, devices=1, prefix=PREFIX).devices[0]
     chain = ChainLink(node_url, key)
     store = ReadingStore(Path(store_path))
-    config = GatewayConfig(broker_port=port, batch_seconds=batch_seconds)
+    config = GatewayConfig(broker_port=port, batch_seconds=batch_seconds,
+                           device_ttl=device_ttl)
     gateway = (ProfiledGateway if profile else Gateway)(config, store, chain)
     gateway.start()
     try:
         if not gateway.ready.wait(30):
             raise RuntimeError("the gateway did not subscribe")
-        conn.send("ready")
+        conn.send(("ready", {thread.name: thread.native_id or 0
+                             for thread in threading.enumerate()}))
         conn.recv()
     except EOFError:
         pass
@@ -145,7 +150,7 @@ def run_gateway(node_url: str, port: int, store_path: str, batch_seconds: float,
         gateway.stop()
         out = io.StringIO()
         if profile:
-            pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(25)
+            pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(30)
         with contextlib.suppress(OSError):
             conn.send((gateway.stats(), out.getvalue()))
         store.close()
@@ -225,8 +230,8 @@ def run_publisher(port: int, payloads_path: str,
 
 
 # ------------------------------------------------------------------------------ measuring
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of process ``pid`` (Linux /proc)."""
+def cpu_seconds(pid: int | str) -> float:
+    """User + system CPU time of process ``pid`` (or thread ``pid/task/tid``) from /proc."""
     with open(f"/proc/{pid}/stat") as stat:
         fields = stat.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -323,16 +328,20 @@ def run_size(devices: int, args: argparse.Namespace) -> list[Phase]:
             gw_parent, gw_child = context.Pipe()
             gateway = context.Process(target=run_gateway, args=(
                 node_url, port, str(directory / "readings.db"), args.batch_seconds,
-                args.profile_gateway, gw_child), daemon=True)
+                args.device_ttl, args.profile_gateway, gw_child), daemon=True)
             gateway.start()
             started.append((gateway, gw_parent))
             if not gw_parent.poll(60):
                 raise RuntimeError("the gateway did not start")
-            gw_parent.recv()
+            _, threads = gw_parent.recv()
+            tasks = {name: f"{gateway.pid}/task/{tid}" for name, tid in threads.items()
+                     if name != "MainThread"}
             phase, _ = measure(context, "gateway", port, str(payloads_path),
                                {"broker": broker.pid, "gateway": gateway.pid or 0,
-                                "node": node.pid or 0}, args, None,
+                                "node": node.pid or 0, **tasks}, args, None,
                                directory / "readings.db")
+            print("  gateway cpu by thread (us per reading): " + ", ".join(
+                f"{name} {phase.cpu_us[name]:.1f}" for name in tasks), flush=True)
             phases.append(phase)
             gw_parent.send("stop")
             stats, profile = gw_parent.recv()
@@ -359,7 +368,7 @@ def run_size(devices: int, args: argparse.Namespace) -> list[Phase]:
     return phases
 
 
-def measure(context: Any, name: str, port: int, payloads_path: str, pids: dict[str, int],
+def measure(context: Any, name: str, port: int, payloads_path: str, pids: dict[str, int | str],
             args: argparse.Namespace, subscriber: Any, store: Path | None) -> tuple[Phase, Any]:
     """Publish every payload from a publisher process; wait for the consumer (the subscriber's
     report, or the gateway's store polled here) to have everything; return the figures."""
@@ -409,7 +418,7 @@ def measure(context: Any, name: str, port: int, payloads_path: str, pids: dict[s
         if publisher.is_alive():
             publisher.kill()
     first = times[0]
-    latencies = []
+    latencies: list[float] = []
     previous = 0
     for count, seen in stored_at:
         latencies.extend(seen - times[i] for i in range(previous, min(count, len(times))))
@@ -430,6 +439,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-seconds", type=float, default=0.5,
                         help="the gateway's batch_seconds (the documented default is 5 s: the "
                              "last, partial batch would wait that long)")
+    parser.add_argument("--device-ttl", type=float, default=2.0,
+                        help="the gateway's device_ttl (documented default 2 s)")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per phase at most")
     parser.add_argument("--profile-gateway", action="store_true",
                         help="run the gateway's ingest thread under cProfile")

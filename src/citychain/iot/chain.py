@@ -53,7 +53,10 @@ class ChainLink:
         self.client = NodeClient(node_url, timeout=timeout)
         self.key = key
         self._chain_id: str | None = None
-        self._lock = threading.Lock()
+        # Only anchors are serialized (account sequence); a query never waits for an anchor's
+        # block, so device reads during ingest do not stall behind one. httpx clients are
+        # thread-safe.
+        self._send_lock = threading.Lock()
 
     def close(self) -> None:
         self.client.close()
@@ -66,8 +69,7 @@ class ChainLink:
 
     def query(self, path: str, params: dict[str, Any]) -> Any:
         """Run an unproven query; raise AnchorRefusedError if the node refuses it."""
-        with self._lock:
-            answer = self.client.query(path, params)
+        answer = self.client.query(path, params)
         if not answer.ok:
             raise AnchorRefusedError(answer.codespace, answer.code, answer.log)
         return codec.decode(answer.value)
@@ -103,7 +105,7 @@ class ChainLink:
             AnchorRefusedError: refused at check or failed in its block.
         """
         message.validate_basic()
-        with self._lock:
+        with self._send_lock:
             account = codec.decode(self.client.query(
                 "/identity/account", {"address": self.key.address}).value)
             sequence = 0 if account is None else int(account["sequence"])
@@ -139,3 +141,7 @@ class DeviceCache:
         info = self._fetch(did)
         self._entries[did] = (self._clock(), info)
         return info
+
+    def clear(self) -> None:
+        """Forget every record: the next read of each goes to the chain."""
+        self._entries.clear()

@@ -345,7 +345,7 @@ class Gateway:
         return len(sealed)
 
     def _active_now(self, did: str) -> bool:
-        info = self.devices.refresh(did)
+        info = self.devices.get(did)
         return info is not None and info.active and info.owner == self.operator
 
     # ------------------------------------------------------------------ anchors
@@ -389,6 +389,7 @@ class Gateway:
                 # re-checks every device; anything else sets this batch's readings aside.
                 unanchorable = exc.codespace != "oracle" or exc.code not in DEVICE_REFUSALS
                 with self._seal_lock:
+                    self.devices.clear()  # the re-seal re-reads every device from the chain
                     returned = self.store.unseal_from(batch.batch_id,
                                                       unanchorable=unanchorable)
                 log.error("anchor of batch %s refused (%s); %d readings back to sealing%s",
