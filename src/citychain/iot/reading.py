@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from citychain.core import codec
@@ -80,10 +81,21 @@ class Reading:
         """Canonical encoding of the signed reading (all six fields, ``sig`` as bytes)."""
         return codec.encode({**self.unsigned_value(), "sig": self.sig})
 
-    @property
+    @cached_property
     def reading_id(self) -> bytes:
-        """SHA-256 of :meth:`reading_bytes`: the content address and the Merkle leaf."""
+        """SHA-256 of :meth:`reading_bytes`: the content address and the Merkle leaf (computed
+        once per object: ingest stores it, sealing uses it as the leaf)."""
         return sha256(self.reading_bytes())
+
+    @classmethod
+    def stored(cls, device: str, stream: str, seq: int, ts_ms: int, value: int, sig: bytes,
+               reading_id: bytes) -> Reading:
+        """A reading loaded from the gateway's own store with the id computed when it was
+        stored (sealing reads thousands per batch; :mod:`citychain.iot.verify` recomputes ids
+        instead, to catch a tampered store)."""
+        reading = cls(device, stream, seq, ts_ms, value, sig)
+        reading.__dict__["reading_id"] = reading_id
+        return reading
 
     @property
     def topic(self) -> str:

@@ -169,9 +169,10 @@ class ReadingStore:
     def pending(self, limit: int) -> list[tuple[int, Reading, int]]:
         """Up to ``limit`` accepted, unbatched readings in arrival order: (n, reading, received)."""
         rows = self._db.execute(
-            "SELECT n, device, stream, seq, ts_ms, value, sig, received_ms FROM readings "
+            "SELECT n, device, stream, seq, ts_ms, value, sig, id, received_ms FROM readings "
             "WHERE status = ? ORDER BY n LIMIT ?", (ACCEPTED, limit))
-        return [(n, Reading(d, s, q, t, v, bytes(g)), rec) for n, d, s, q, t, v, g, rec in rows]
+        return [(n, Reading.stored(d, s, q, t, v, bytes(g), bytes(i)), rec)
+                for n, d, s, q, t, v, g, i, rec in rows]
 
     def pending_summary(self) -> tuple[int, int | None]:
         """(number of unbatched readings, receive time of the oldest or None)."""
