@@ -448,9 +448,9 @@ def _batch_readings(store: ReadingSource, batch: Batch) -> list[Reading]:
 # ------------------------------------------------------------------------------------ chain
 
 def send_messages(client: NodeClient, key: PrivateKey, chain_id: str,
-                  messages: Sequence[Msg]) -> tuple[int, str]:
+                  messages: Sequence[Msg], *, commit: bool = True) -> tuple[int, str]:
     """Sign ``messages`` as one tx from ``key``, broadcast it and wait for its block; return
-    (height, tx hash).
+    (height, tx hash). Without ``commit`` only its check is awaited (height 0).
 
     Raises:
         FeedPublishError: refused at check or failed in its block.
@@ -461,7 +461,7 @@ def send_messages(client: NodeClient, key: PrivateKey, chain_id: str,
     account = codec.decode(client.query("/identity/account", {"address": key.address}).value)
     sequence = 0 if account is None else int(account["sequence"])
     raw = sign_tx(key, TxBody(chain_id, key.address, sequence, tuple(messages)))
-    result = client.broadcast(raw, commit=True)
+    result = client.broadcast(raw, commit=commit)
     final = result.get("tx_result") or result.get("check_tx") or result
     if int(final["code"]) != 0:
         raise FeedPublishError(str(final.get("codespace") or ""), int(final["code"]),

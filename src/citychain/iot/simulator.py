@@ -40,7 +40,7 @@ from citychain.client.rpc import NodeClient
 from citychain.core import codec
 from citychain.core.crypto import PrivateKey
 from citychain.core.messages import Msg
-from citychain.iot.feeds import send_messages
+from citychain.iot.feeds import FeedPublishError, send_messages
 from citychain.iot.reading import Reading, sign_reading
 from citychain.modules.identity.messages import MsgCreateIdentity, MsgGrantRole
 from citychain.modules.oracle.messages import MsgRegisterDevice
@@ -253,7 +253,8 @@ def register_devices(client: NodeClient, operator: PrivateKey, chain_id: str,
     registered.
 
     Raises:
-        FeedPublishError: the chain refused a tx (e.g. self-registration disabled).
+        FeedPublishError: the chain refused a tx (e.g. self-registration disabled), or the
+            identities were not committed within a minute (plus 1 s per 50 devices).
         RpcError: the node could not be reached.
     """
     def lookup(path: str, did: str) -> object:
@@ -261,9 +262,19 @@ def register_devices(client: NodeClient, operator: PrivateKey, chain_id: str,
         return codec.decode(answer.value) if answer.ok else None
 
     todo = [d for d in devices if lookup("/oracle/device", d.did) is None]
-    for device in todo:
-        if lookup("/identity/account", device.did) is None:
-            send_messages(client, device.key, chain_id, [MsgCreateIdentity(device.key.public_key)])
+    # Each device sends its own identity tx (one sender per tx): send them all, then wait once.
+    creating = [d for d in todo if lookup("/identity/account", d.did) is None]
+    for device in creating:
+        send_messages(client, device.key, chain_id, [MsgCreateIdentity(device.key.public_key)],
+                      commit=False)
+    deadline = time.monotonic() + 60 + len(creating) / 50
+    while creating:
+        creating = [d for d in creating if lookup("/identity/account", d.did) is None]
+        if creating and time.monotonic() > deadline:
+            raise FeedPublishError("iot", 0, f"{len(creating)} device identities were not "
+                                   "committed in time")
+        if creating:
+            time.sleep(0.1)
     for first in range(0, len(todo), MAX_REGISTRATIONS_PER_TX):
         messages: list[Msg] = []
         for device in todo[first:first + MAX_REGISTRATIONS_PER_TX]:
