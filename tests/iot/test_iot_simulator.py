@@ -10,6 +10,8 @@ import os
 import sqlite3
 import subprocess
 import sys
+import threading
+import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -162,3 +164,15 @@ def test_cli_sim_feeds_the_gateway_and_a_feed_verifies(broker: Broker, chain: Io
                                        "--store", str(store_path)])
     assert tampered.exit_code == 4, tampered.output
     assert "SourceReadingTamperedError" in tampered.stderr
+
+
+def test_stop_ends_a_slow_run_at_once() -> None:
+    simulation = Simulation(make_devices(4, 2), chain_id="sim-city", seed=2,
+                            start_ms=now_ms(), speed=1.0)
+    stop = threading.Event()
+    timer = threading.Timer(0.3, stop.set)
+    timer.start()
+    began = time.monotonic()
+    stats = run_simulation(simulation, lambda reading: None, 3600.0, stop=stop)
+    assert time.monotonic() - began < 5
+    assert stats.published <= 4

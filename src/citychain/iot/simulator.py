@@ -334,15 +334,17 @@ def run_simulation(simulation: Simulation, sink: Callable[[Reading], None], seco
                    clock_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
                    sleep: Callable[[float], None] = time.sleep) -> SimStats:
     """Run ``seconds`` of real time (``seconds * speed`` simulated): publish each reading when
-    the real clock reaches its timestamp. Returns what was published."""
+    the real clock reaches its timestamp (waiting on ``stop``, when given, so setting it ends
+    the run at once). Returns what was published."""
     stats = SimStats()
     types = {device.did: device.device_type for device in simulation.devices}
     until = int(seconds * 1000 * simulation.speed)
     for reading in simulation.readings(until):
-        if stop is not None and stop.is_set():
-            break
         wait_ms = reading.ts_ms - clock_ms()
-        if wait_ms > 0:
+        if stop is not None:
+            if stop.wait(max(wait_ms, 0) / 1000):
+                break
+        elif wait_ms > 0:
             sleep(wait_ms / 1000)
         sink(reading)
         stats.published += 1
