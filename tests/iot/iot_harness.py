@@ -4,9 +4,6 @@ oracle module, and an MQTT publisher that reports which readings the broker ackn
 
 from __future__ import annotations
 
-import shutil
-import socket
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -25,6 +22,8 @@ from citychain.core import codec
 from citychain.core.crypto import PrivateKey
 from citychain.core.messages import Msg
 from citychain.core.tx import TxBody, sign_tx
+from citychain.iot.broker import Broker
+from citychain.iot.broker import free_port as free_port  # the tests import it from here
 from citychain.iot.reading import Reading, sign_reading
 from citychain.modules.identity.messages import MsgSuspendIdentity
 from citychain.modules.oracle.messages import MsgRegisterDevice
@@ -36,71 +35,9 @@ SENSORS = ("s1", "s2", "s3", "s4", "s5", "s6")
 STREAMS = ("pm25:GQ:0:1000", "temp:CEL:-500:600")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def mosquitto_binary() -> str:
-    found = shutil.which("mosquitto") or (
-        "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
-    if found is None:
-        raise RuntimeError("mosquitto is not installed: run scripts/install_mosquitto.sh")
-    return found
-
-
-@dataclass
-class Broker:
-    """A Mosquitto process of our own (in-memory, anonymous, loopback only)."""
-
-    port: int
-    process: subprocess.Popen[bytes]
-    log: Path
-
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-
-
 def start_broker(directory: Path) -> Broker:
-    directory.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    conf = directory / "mosquitto.conf"
-    log = directory / "mosquitto.log"
-    conf.write_text(
-        f"listener {port} 127.0.0.1\n"
-        "allow_anonymous true\n"
-        "persistence false\n"
-        # The gateway acks after its commit; let whole chunks be in flight, and queue every
-        # QoS 1 message for a gateway's session while it is down.
-        "max_inflight_messages 1000\n"
-        "max_queued_messages 0\n"
-        "log_dest stderr\n")
-    with log.open("wb") as out:
-        process = subprocess.Popen([mosquitto_binary(), "-c", str(conf)], stdout=out,
-                                   stderr=subprocess.STDOUT)
-    broker = Broker(port, process, log)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"mosquitto exited: {log.read_text()}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return broker
-        except OSError:
-            time.sleep(0.05)
-    broker.stop()
-    raise RuntimeError("mosquitto did not open its port")
+    """A Mosquitto of our own on a free loopback port (citychain.iot.broker)."""
+    return Broker(directory).start()
 
 
 @dataclass
