@@ -112,7 +112,7 @@ def serve_node(devices: int, directory: str, conn: multiprocessing.connection.Co
 
 # ------------------------------------------------------------------------------ processes
 def run_gateway(node_url: str, port: int, store_path: str, batch_seconds: float,
-                device_ttl: float, profile: bool,
+                device_ttl: float, verify_processes: int, profile: bool,
                 conn: multiprocessing.connection.Connection) -> None:
     """Child process: one Gateway (the Gateway device's key) until told to stop."""
     import threading
@@ -135,7 +135,7 @@ def run_gateway(node_url: str, port: int, store_path: str, batch_seconds: float,
     chain = ChainLink(node_url, key)
     store = ReadingStore(Path(store_path))
     config = GatewayConfig(broker_port=port, batch_seconds=batch_seconds,
-                           device_ttl=device_ttl)
+                           device_ttl=device_ttl, verify_processes=verify_processes)
     gateway = (ProfiledGateway if profile else Gateway)(config, store, chain)
     gateway.start()
     try:
@@ -150,7 +150,7 @@ def run_gateway(node_url: str, port: int, store_path: str, batch_seconds: float,
         gateway.stop()
         out = io.StringIO()
         if profile:
-            pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(30)
+            pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(22)
         with contextlib.suppress(OSError):
             conn.send((gateway.stats(), out.getvalue()))
         store.close()
@@ -328,7 +328,8 @@ def run_size(devices: int, args: argparse.Namespace) -> list[Phase]:
             gw_parent, gw_child = context.Pipe()
             gateway = context.Process(target=run_gateway, args=(
                 node_url, port, str(directory / "readings.db"), args.batch_seconds,
-                args.device_ttl, args.profile_gateway, gw_child), daemon=True)
+                args.device_ttl, args.verify_processes, args.profile_gateway, gw_child))
+            # not daemonic: the gateway starts its signature verifier process
             gateway.start()
             started.append((gateway, gw_parent))
             if not gw_parent.poll(60):
@@ -336,12 +337,16 @@ def run_size(devices: int, args: argparse.Namespace) -> list[Phase]:
             _, threads = gw_parent.recv()
             tasks = {name: f"{gateway.pid}/task/{tid}" for name, tid in threads.items()
                      if name != "MainThread"}
+            with open(f"/proc/{gateway.pid}/task/{gateway.pid}/children") as children:
+                verifiers = {f"verifier {i}": int(pid)
+                             for i, pid in enumerate(children.read().split())}
             phase, _ = measure(context, "gateway", port, str(payloads_path),
                                {"broker": broker.pid, "gateway": gateway.pid or 0,
-                                "node": node.pid or 0, **tasks}, args, None,
+                                "node": node.pid or 0, **verifiers, **tasks}, args, None,
                                directory / "readings.db")
             print("  gateway cpu by thread (us per reading): " + ", ".join(
-                f"{name} {phase.cpu_us[name]:.1f}" for name in tasks), flush=True)
+                f"{name} {phase.cpu_us[name]:.1f}" for name in [*tasks, *verifiers]),
+                flush=True)
             phases.append(phase)
             gw_parent.send("stop")
             stats, profile = gw_parent.recv()
@@ -441,6 +446,8 @@ def main(argv: list[str] | None = None) -> int:
                              "last, partial batch would wait that long)")
     parser.add_argument("--device-ttl", type=float, default=2.0,
                         help="the gateway's device_ttl (documented default 2 s)")
+    parser.add_argument("--verify-processes", type=int, default=1,
+                        help="the gateway's verify_processes (0: verify in its ingest thread)")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per phase at most")
     parser.add_argument("--profile-gateway", action="store_true",
                         help="run the gateway's ingest thread under cProfile")

@@ -19,7 +19,7 @@ from citychain.client import Client
 from citychain.core.crypto import PrivateKey
 from citychain.iot.chain import ChainLink
 from citychain.iot.gateway import Gateway, GatewayConfig, build_batch
-from citychain.iot.reading import REASONS, Reading, sign_reading
+from citychain.iot.reading import REASONS, Reading, ReadingRejectedError, sign_reading
 from citychain.iot.store import ANCHORED, ReadingStore
 from citychain.iot.verify import (
     ReadingVerificationError,
@@ -254,3 +254,23 @@ def test_a_batch_refused_for_a_device_is_resealed_without_it(
     finally:
         store.close()
         link.close()
+
+
+def test_signatures_verified_in_the_verifier_process_give_the_same_verdicts(
+        broker: Broker, chain: IotChain, store_path: Path) -> None:
+    # The ingest thread hands part of each chunk's signatures to a process (PyNaCl holds the
+    # GIL); a forged signature is still bad_signature, and a device refused earlier (another
+    # operator's) gets no verdict, so its earlier reason stands.
+    s2, x1 = DeviceClock(chain.key("s2"), start_seq=7000), DeviceClock(chain.key("x1"))
+    good = [s2.next(v) for v in range(9)]
+    forged = Reading(good[0].device, "pm25", 9999, now_ms(), 5, bytes(64))
+    other = x1.next()
+    with running_gateway(broker, chain, store_path, verify_processes=1) as gateway:
+        verdicts = gateway._verify([*good, forged, other])
+        assert [v if v is None else v[1] for v in verdicts] == [True] * 9 + [False, None]
+        with pytest.raises(ReadingRejectedError) as refused:
+            gateway.checker.check(forged, verdicts[9])
+        assert refused.value.reason == "bad_signature"
+        with pytest.raises(ReadingRejectedError) as refused:
+            gateway.checker.check(other, verdicts[10])
+        assert refused.value.reason == "unknown_device"

@@ -10,11 +10,13 @@ already anchored. See docs/adr/0008-iot-gateway.md for the protocol and its guar
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import queue
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import BrokenExecutor, ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,6 +52,11 @@ ROOT_ALREADY_ANCHORED = ("oracle", 12)
 # DeviceNotFound, DeviceNotActive, DeviceDecommissioned, NotDeviceOwner: fixed by re-sealing.
 DEVICE_REFUSALS = frozenset({1, 5, 6, 7})
 
+SignatureJob = tuple[bytes, bytes, bytes]
+"""The arguments of one signature check: device key, signed bytes, signature."""
+Verdict = tuple[bytes, bool]
+"""A signature checked ahead: the device key it was checked with, and whether it is valid."""
+
 
 def wall_clock_ms() -> int:
     return time.time_ns() // 1_000_000
@@ -71,6 +78,7 @@ class GatewayConfig:
     max_batch_devices: int = 1000    # capped by the chain's param
     stats_seconds: float = 10.0      # period of the stats log line
     anchor_retry_seconds: float = 1.0
+    verify_processes: int = 1        # processes verifying part of each chunk's signatures
 
 
 class ReadingChecker:
@@ -90,9 +98,13 @@ class ReadingChecker:
         self.config = config
         self.clock_ms = clock_ms
 
-    def check(self, reading: Reading) -> None:
+    def check(self, reading: Reading, verdict: Verdict | None = None) -> None:
         """Raise ReadingRejectedError unless ``reading`` may be stored; on success record it as
-        the device's latest (the caller commits the progress with the reading)."""
+        the device's latest (the caller commits the progress with the reading).
+
+        ``verdict`` (key, valid) is the signature checked ahead (:meth:`signature_job`, in
+        another process); it counts only if the device's key is still that key. The checks
+        apply in their documented order either way."""
         info = self.devices(reading.device)
         if info is None or info.owner != self.operator:
             raise ReadingRejectedError(UNKNOWN_DEVICE, reading.device)
@@ -101,7 +113,11 @@ class ReadingChecker:
         bounds = info.streams.get(reading.stream)
         if bounds is None:
             raise ReadingRejectedError(UNKNOWN_STREAM, reading.stream)
-        if not verify_signature(info.pubkey, reading.sign_bytes(self.chain_id), reading.sig):
+        if verdict is not None and verdict[0] == info.pubkey:
+            valid = verdict[1]
+        else:
+            valid = verify_signature(info.pubkey, reading.sign_bytes(self.chain_id), reading.sig)
+        if not valid:
             raise ReadingRejectedError(BAD_SIGNATURE, reading.device)
         last_seq, last_ts = self.progress.get(reading.device, (-1, -1))
         if reading.seq <= last_seq:
@@ -116,6 +132,20 @@ class ReadingChecker:
         if not low <= reading.value <= high:
             raise ReadingRejectedError(OUT_OF_RANGE, f"{reading.value} outside {low}..{high}")
         self.progress[reading.device] = (reading.seq, reading.ts_ms)
+
+    def signature_job(self, reading: Reading) -> SignatureJob | None:
+        """What :func:`verify_signature` needs for ``reading``, or None when an earlier check
+        (device, status, stream) refuses it anyway."""
+        info = self.devices(reading.device)
+        if info is None or info.owner != self.operator or not info.active or \
+                reading.stream not in info.streams:
+            return None
+        return info.pubkey, reading.sign_bytes(self.chain_id), reading.sig
+
+
+def verify_signatures(jobs: list[SignatureJob | None]) -> list[bool | None]:
+    """:func:`verify_signature` of each job (None stays None); run in the verifier process."""
+    return [None if job is None else verify_signature(*job) for job in jobs]
 
 
 def split_batches(readings: list[tuple[int, Reading]], *, max_devices: int, max_span_ms: int,
@@ -186,6 +216,7 @@ class Gateway:
         self._seal_signal = threading.Event()
         self._queue: queue.Queue[mqtt.MQTTMessage] = queue.Queue()
         self._threads: list[threading.Thread] = []
+        self._verifier: ProcessPoolExecutor | None = None
         self._lock = threading.Lock()
         self.received = 0
         self.accepted = 0
@@ -202,6 +233,11 @@ class Gateway:
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> Gateway:
+        if self.config.verify_processes > 0:
+            # PyNaCl holds the GIL while it verifies: only another process adds a core.
+            self._verifier = ProcessPoolExecutor(
+                self.config.verify_processes, mp_context=multiprocessing.get_context("spawn"))
+            self._verifier.submit(verify_signatures, [])  # start it now, not on the first chunk
         self.mqtt.connect(self.config.broker_host, self.config.broker_port, keepalive=30)
         self.mqtt.loop_start()
         for target, name in ((self._ingest_loop, "iot-ingest"), (self._anchor_loop, "iot-anchor")):
@@ -216,6 +252,9 @@ class Gateway:
         for thread in self._threads:
             thread.join(timeout=30)
         self._threads.clear()
+        if self._verifier is not None:
+            self._verifier.shutdown()
+            self._verifier = None
         self.mqtt.disconnect()
         self.mqtt.loop_stop()
 
@@ -293,10 +332,19 @@ class Gateway:
         touched: dict[str, tuple[int, int]] = {}
         rejected: Counter[str] = Counter()
         now = self.clock_ms()
+        parsed: list[Reading | ReadingRejectedError] = []
         for message in messages:
             try:
-                reading = parse_reading(bytes(message.payload), _topic(message))
-                self.checker.check(reading)
+                parsed.append(parse_reading(bytes(message.payload), _topic(message)))
+            except ReadingRejectedError as exc:
+                parsed.append(exc)
+        verdicts = iter(self._verify([each for each in parsed if isinstance(each, Reading)]))
+        for each in parsed:
+            try:
+                if isinstance(each, ReadingRejectedError):
+                    raise each
+                reading = each
+                self.checker.check(reading, next(verdicts))
             except ReadingRejectedError as exc:
                 rejected[exc.reason] += 1
                 log.debug("rejected %s", exc)
@@ -310,6 +358,27 @@ class Gateway:
             self.received += len(messages)
             self.accepted += len(accepted)
             self.rejected.update(rejected)
+
+    def _verify(self, readings: list[Reading]) -> list[Verdict | None]:
+        """Signature verdicts of ``readings`` (None: checked in :meth:`ReadingChecker.check`),
+        the chunk split evenly between this thread and the verifier processes."""
+        if self._verifier is None or len(readings) < 8:
+            return [None] * len(readings)
+        jobs = [self.checker.signature_job(reading) for reading in readings]
+        parts = self.config.verify_processes + 1
+        size = -(-len(jobs) // parts)
+        slices = [jobs[i:i + size] for i in range(0, len(jobs), size)]
+        try:
+            futures = [self._verifier.submit(verify_signatures, part) for part in slices[1:]]
+            valid = verify_signatures(slices[0])
+            for future in futures:
+                valid.extend(future.result())
+        except BrokenExecutor as exc:
+            log.error("signature verifier stopped (%s): verifying in the ingest thread", exc)
+            self._verifier = None
+            return [None] * len(readings)
+        return [None if job is None or ok is None else (job[0], ok)
+                for job, ok in zip(jobs, valid, strict=True)]
 
     # ------------------------------------------------------------------ batches
     def maybe_seal(self, force: bool = False) -> int:
