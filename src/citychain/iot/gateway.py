@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import queue
 import threading
 import time
@@ -143,6 +144,16 @@ class ReadingChecker:
         return info.pubkey, reading.sign_bytes(self.chain_id), reading.sig
 
 
+def exit_with_parent(parent: int) -> None:
+    """In a verifier process: exit once the gateway process is gone (killed, say), which the
+    pool cannot tell it."""
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(0)
+    threading.Thread(target=watch, name="iot-verifier-watch", daemon=True).start()
+
+
 def verify_signatures(jobs: list[SignatureJob | None]) -> list[bool | None]:
     """:func:`verify_signature` of each job (None stays None); run in the verifier process."""
     return [None if job is None else verify_signature(*job) for job in jobs]
@@ -236,7 +247,8 @@ class Gateway:
         if self.config.verify_processes > 0:
             # PyNaCl holds the GIL while it verifies: only another process adds a core.
             self._verifier = ProcessPoolExecutor(
-                self.config.verify_processes, mp_context=multiprocessing.get_context("spawn"))
+                self.config.verify_processes, mp_context=multiprocessing.get_context("spawn"),
+                initializer=exit_with_parent, initargs=(os.getpid(),))
             self._verifier.submit(verify_signatures, [])  # start it now, not on the first chunk
         self.mqtt.connect(self.config.broker_host, self.config.broker_port, keepalive=30)
         self.mqtt.loop_start()
