@@ -1,7 +1,9 @@
-"""`citychain demo`: a short run of the live city ends with a verified chain."""
+"""`citychain demo`: a short run of the live city ends with a verified chain (and, with the IoT
+part on, with its feed values recomputed from their anchored batches)."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -15,8 +17,9 @@ from citychain.node.demo import DEMO_MARKER
 def test_demo_runs_and_verifies(tmp_path: Path) -> None:
     home = tmp_path / "demo"
     result = run_cli("demo", "--home", home, "--duration", 5, "--citizens", 20, "--rate", 300,
-                     "--rpc-port", free_port(), timeout=90)
+                     "--rpc-port", free_port(), "--no-iot", timeout=90)
     assert result.returncode == 0, result.stderr
+    assert "iot" not in result.stdout.lower(), result.stdout
     match = re.search(r"chain verified: (\d+) blocks, (\d+) txs", result.stdout)
     assert match, result.stdout
     # 20 registrations, 20 grants and 20 mints at least, then transfers
@@ -61,3 +64,38 @@ def test_invalid_demo_in_a_foreign_directory(tmp_path: Path) -> None:
     lines = result.stderr.splitlines()
     assert len(lines) == 1 and "not a demo home" in lines[0], result.stderr
     assert (tmp_path / "precious.txt").read_text() == "keep me"
+
+
+def processes_mentioning(text: str) -> list[str]:
+    """Command lines of running processes that contain ``text`` (from /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if text in command:
+            found.append(command)
+    return found
+
+
+def test_demo_runs_the_iot_city(tmp_path: Path) -> None:
+    home = tmp_path / "demo"
+    result = run_cli("demo", "--home", home, "--duration", 10, "--citizens", 20, "--rate", 200,
+                     "--rpc-port", free_port(), "--api-port", 0, "--devices", 40, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    anchored = re.search(r"IoT stopped: (\d+) published, (\d+) accepted, (\d+) refused, "
+                         r"(\d+) readings anchored in (\d+) batches", result.stdout)
+    assert anchored, result.stdout
+    published, accepted, refused, readings, batches = map(int, anchored.groups())
+    assert published > 100 and accepted == published and refused == 0, anchored[0]
+    assert readings == accepted and batches >= 1, anchored[0]
+    verified = re.search(r"feeds verified: (\d+) values", result.stdout)
+    assert verified and int(verified[1]) >= 2, result.stdout  # both feeds at least once
+    assert re.search(r"citychain iot verify [0-9a-f]{64} --node ", result.stdout), result.stdout
+    assert "chain verified" in result.stdout
+    assert (home / "iot" / "readings.db").exists()
+    # Broker (its config lives in the home) and gateway (--home) are gone.
+    assert processes_mentioning(str(home)) == []

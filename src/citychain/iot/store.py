@@ -278,6 +278,17 @@ class ReadingStore:
     def reading_ids(self) -> list[bytes]:
         return [bytes(row[0]) for row in self._db.execute("SELECT id FROM readings ORDER BY n")]
 
+    def anchored_summary(self) -> tuple[int, int, bytes | None]:
+        """(anchored batches, readings in them, the first reading id of the latest one)."""
+        batches, readings = self._db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(reading_count), 0) FROM batches WHERE status = ?",
+            (ANCHORED,)).fetchone()
+        row = self._db.execute("SELECT id FROM batches WHERE status = ? ORDER BY n DESC LIMIT 1",
+                               (ANCHORED,)).fetchone()
+        latest = None if row is None else self.get_batch(bytes(row[0]))
+        first = latest.leaves[0] if latest is not None and latest.leaves else None
+        return int(batches), int(readings), first
+
     def counts(self) -> dict[str, int]:
         """Readings by status and batches by status (``readings_<s>``, ``batches_<s>``)."""
         out: dict[str, int] = {}

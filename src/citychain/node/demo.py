@@ -26,7 +26,13 @@ from citychain.core.errors import ChainError
 from citychain.core.messages import Msg
 from citychain.core.tx import build_tx
 from citychain.modules.bank.messages import MsgMint, MsgTransfer
-from citychain.modules.identity.api import ROLE_CITIZEN, ROLE_REGISTRAR, ROLE_TREASURY
+from citychain.modules.identity.api import (
+    ROLE_CITIZEN,
+    ROLE_DEVICE,
+    ROLE_OPERATOR,
+    ROLE_REGISTRAR,
+    ROLE_TREASURY,
+)
 from citychain.modules.identity.messages import MsgCreateIdentity, MsgGrantRole
 from citychain.node.assemble import SoloRuntime, open_solo
 from citychain.node.home import Home, HomeError
@@ -37,6 +43,8 @@ DEMO_MARKER = "DEMO_HOME"
 DEMO_SECRET = "citychain-demo"  # noqa: S105 - public by design: demo keys are reproducible
 TREASURY = "treasury"
 REGISTRAR = "registrar"
+OPERATOR = "operator"  # owns the IoT devices and publishes the feeds
+GATEWAY = "gateway"    # the IoT gateway's own device key: it signs the batch anchors
 INITIAL_CREDIT = 1_000 * 10**CITY_CREDIT.decimals  # 1000 city per citizen
 FAILING_TRANSFER_EVERY = 50
 UNAUTHORISED_MINT_EVERY = 173
@@ -61,6 +69,8 @@ class DemoCity:
     treasury: PrivateKey
     registrar: PrivateKey
     citizens: tuple[Citizen, ...]
+    operator: PrivateKey
+    gateway: PrivateKey
 
 
 def demo_key(role: str, index: int = 0) -> PrivateKey:
@@ -70,7 +80,8 @@ def demo_key(role: str, index: int = 0) -> PrivateKey:
 
 def demo_city(citizens: int) -> DemoCity:
     return DemoCity(demo_key(TREASURY), demo_key(REGISTRAR),
-                    tuple(Citizen(i, demo_key("citizen", i)) for i in range(citizens)))
+                    tuple(Citizen(i, demo_key("citizen", i)) for i in range(citizens)),
+                    demo_key(OPERATOR), demo_key(GATEWAY))
 
 
 def is_demo_home(root: Path) -> bool:
@@ -94,8 +105,11 @@ def prepare_home(root: Path, city: DemoCity, genesis_time_ns: int) -> InitResult
     return init_home(
         root, chain_id=DEMO_CHAIN_ID, genesis_time_ns=genesis_time_ns,
         accounts=[AccountSpec(TREASURY, (ROLE_TREASURY,)),
-                  AccountSpec(REGISTRAR, (ROLE_REGISTRAR,))],
-        keys={TREASURY: city.treasury, REGISTRAR: city.registrar},
+                  AccountSpec(REGISTRAR, (ROLE_REGISTRAR,)),
+                  AccountSpec(OPERATOR, (ROLE_OPERATOR,)),
+                  AccountSpec(GATEWAY, (ROLE_DEVICE,))],
+        keys={TREASURY: city.treasury, REGISTRAR: city.registrar, OPERATOR: city.operator,
+              GATEWAY: city.gateway},
         node_key=demo_key("node"))
 
 
