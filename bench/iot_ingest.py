@@ -30,8 +30,66 @@ Every phase prints the CPU per reading (from /proc) of the broker, the publisher
 or gateway, and the node. ``--profile-gateway`` runs the gateway's ingest thread under cProfile
 and prints its top functions.
 
-Figures: see the end of this docstring (2 cores shared by broker, publisher, gateway, node and
-this script; python 3.11.7).
+Figures (python 3.11.7, 2 cores shared by broker, publisher, gateway, node and this script, and
+by other work on the machine: wall-clock rates moved by up to 1.7x between runs, CPU per reading
+by under 10%; 30,000 readings per phase; cpu in microseconds per reading, gateway = its process,
+its signature verifier process listed apart):
+
+    100 devices           per s  p50 ms  p99 ms  broker  publisher  subscriber  gateway  node
+    raw paho subscriber   9,953       -       -    13.3       51.0        38.3        -   0.3
+    gateway stored        3,553   2,870   3,375    12.7       84.7           -    133.7  16.3
+    gateway anchored      3,376  (last batch on chain 8.9 s after the first publish)
+    gateway threads: paho 31, ingest 96, anchor 4; verifier process 35
+    ratio gateway/raw: 0.36 stored, 0.34 anchored
+
+    10,000 devices        per s  p50 ms  p99 ms  broker  publisher  subscriber  gateway  node
+    raw paho subscriber  10,291       -       -    13.3       50.0        38.3        -   0.3
+    gateway stored          710  22,215  38,630    13.0       52.7           -    857.0 458.3
+    gateway anchored        708
+    gateway threads: paho 37, ingest 807, anchor 11; verifier process 35
+    ratio gateway/raw: 0.07 stored, 0.07 anchored
+
+    10,000 devices, --device-ttl 600 (what the cache would give if device records were
+    invalidated by chain events instead of a 2 s ttl):
+    raw 11,318/s; gateway stored 1,677/s, anchored 1,626/s; gateway cpu 358, node 208;
+    ingest thread 313; ratio 0.15
+
+With 20,000 readings and less other load the 100-device gateway reached 5,200-5,900 stored/s
+(raw 13,000-17,000/s); its CPU per reading was the same.
+
+**The bar (10,000 readings/s) is missed.** What bounds it:
+
+* 100 devices: CPU. Per reading the whole pipeline costs ~250 us (publisher 50, broker 12,
+  gateway 134 + verifier 35, node 16): at most ~8,000/s on 2 cores if nothing else ran, and the
+  gateway process alone (paho 31 + ingest 96 us, one GIL) at most ~7,500/s. Of the ingest
+  thread's 96 us: half the Ed25519 checks (27; the floor is 54 us per reading, 18,500/s per
+  core), JSON parse + checks ~12, canonical encoding of signing bytes and id 2 x 7, SQLite
+  ~8, paho acks (one PUBACK packet and one wake-up write each) ~15, sealing ~9. For 10,000/s
+  the gateway and node together would have to fit in ~140 us per reading next to the
+  publisher and broker; they take ~185.
+* 10,000 devices: the device cache. A device's record is cached for ``device_ttl`` = 2 s; with
+  readings of one device 10,000 readings apart each reading misses and costs one
+  ``/oracle/device`` query (~700 us of gateway CPU in httpx + ~400 us on the node). A long ttl
+  (above) removes the misses after the first reading of each device; the rest is the first
+  fetch of each device and anchors listing ~1,000 devices (the node reads 2n + 5 keys each).
+
+How it got there (stored readings/s at 100 | 10,000 devices; gateway / node cpu us per reading
+at 100 devices, then at 10,000; 20,000 readings per phase):
+
+    first version                                 3,416 |   324    265 / 57    1,664 / 851
+    sealing checks devices through the cache
+      (was one query per listed device per seal;
+      a refusal empties the cache); queries no
+      longer wait behind an anchor's block        4,975 |   743    176 / 16      877 / 444
+    sealing reuses the ids stored at ingest       pending + build_batch 16.6 -> 5.9 us
+    half of each chunk's signatures verified in
+      a separate process (PyNaCl holds the GIL:
+      threads do not help)                        5,873 |          144 + 40 verifier / 15
+
+(same-session A/B for the last step: 4,190 -> 5,873/s, ingest thread 128 -> 101 us.)
+Not done: batching PUBACKs (paho writes and wakes its loop once per ack), a cheaper device
+query path or chain-event invalidation of the device cache, and a faster publisher (paho costs
+~50 us per QoS 1 publish even without its loop thread; with ``loop_start`` 2.5 times that).
 """
 
 from __future__ import annotations
@@ -335,8 +393,8 @@ def run_size(devices: int, args: argparse.Namespace) -> list[Phase]:
             if not gw_parent.poll(60):
                 raise RuntimeError("the gateway did not start")
             _, threads = gw_parent.recv()
-            tasks = {name: f"{gateway.pid}/task/{tid}" for name, tid in threads.items()
-                     if name != "MainThread"}
+            tasks = {("paho" if name.startswith("paho") else name): f"{gateway.pid}/task/{tid}"
+                     for name, tid in threads.items() if name.startswith(("paho", "iot-"))}
             with open(f"/proc/{gateway.pid}/task/{gateway.pid}/children") as children:
                 verifiers = {f"verifier {i}": int(pid)
                              for i, pid in enumerate(children.read().split())}
