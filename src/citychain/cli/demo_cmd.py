@@ -74,8 +74,10 @@ def view(run: DemoRun, stats: DemoStats, remaining: float | None, api_url: str =
             "  citychain query balance \\",
             f"    {citizen.did} ucity --prove \\",
             f"    --node {run.rpc_url} --home {run.root}",
-            *((f"  {verify_hint(run, iot)}",) if iot is not None and iot.stats.sample_reading
-              else ()))), style="dim", no_wrap=True)
+            *(("  citychain iot verify \\", f"    {iot.stats.sample_reading} \\",
+               f"    --node {run.rpc_url} --home {run.root}")
+              if iot is not None and iot.stats.sample_reading else ()))),
+        style="dim", no_wrap=True)
     footer = "Ctrl-C to stop" + (f" ({remaining:.0f} s left)" if remaining is not None else "")
     return Panel(Group(table, hint), title=f"citychain demo: {len(run.city.citizens)} citizens",
                  subtitle=footer)

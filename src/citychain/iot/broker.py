@@ -72,8 +72,9 @@ class Broker:
         conf = self.directory / "mosquitto.conf"
         conf.write_text(broker_config(self.port, self.host))
         with self.log.open("wb") as out:
+            # Its own session: a Ctrl-C in the terminal is for us, and we stop it in order.
             self.process = subprocess.Popen([binary, "-c", str(conf)], stdout=out,
-                                            stderr=subprocess.STDOUT)
+                                            stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -160,7 +160,9 @@ class IotDemo:
                  "--node", self.rpc_url, "--broker", self.broker.address,
                  "--store", str(self.store_path), "--batch-seconds", f"{self.batch_seconds}",
                  "--stats-seconds", "60"],
-                stdout=out, stderr=err, stdin=subprocess.DEVNULL)
+                # Its own session: a Ctrl-C in the terminal stops the demo, which then lets
+                # the gateway anchor its last readings before stopping it.
+                stdout=out, stderr=err, stdin=subprocess.DEVNULL, start_new_session=True)
 
     def _wait_for_gateway(self, timeout: float) -> None:
         out = self.directory / "gateway.out"
