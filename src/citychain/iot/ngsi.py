@@ -27,6 +27,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from citychain.client.rpc import NodeClient, RpcError
 from citychain.core import codec
+from citychain.core.simple_merkle import inclusion_proof
 from citychain.iot.store import ANCHORED, Batch, ReadOnlyReadingStore, StoredReading
 
 __all__ = [
@@ -43,6 +44,7 @@ __all__ = [
 ]
 
 API_PREFIX = "/ngsi-ld/v1"
+READINGS_PREFIX = "/citychain/v1"
 CORE_CONTEXT = "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context.jsonld"
 ERROR_BASE = "https://uri.etsi.org/ngsi-ld/errors/"
 CONTEXT_REL = "http://www.w3.org/ns/json-ld#context"
@@ -53,6 +55,7 @@ REPLAY_SUBSCRIPTION = "urn:ngsi-ld:Subscription:citychain-replay"
 DEFAULT_DEVICE_TTL = 5.0
 
 _ENTITY_ID = re.compile(r"urn:ngsi-ld:([A-Za-z][A-Za-z0-9]*):([0-9a-f]{40})")
+_READING_ID = re.compile(r"[0-9a-f]{64}")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -694,7 +697,42 @@ def create_ngsi_app(store: ReadOnlyReadingStore, chain: NgsiChain, *,
         return respond(request, {"notifications": notifications,
                                  "nextFromHeight": next_height})
 
+    @app.get(READINGS_PREFIX + "/readings/{reading_id}")
+    def get_reading_proof(reading_id: str) -> JSONResponse:
+        """A reading, its batch's Merkle inclusion proof and the batch's anchor receipt, for a
+        client to check itself (``citychain.client.readings``): nothing here is verified."""
+        return JSONResponse(reading_proof(store, reading_id))
+
     return app
+
+
+def reading_proof(store: ReadOnlyReadingStore, text: str) -> dict[str, Any]:
+    """The answer of ``GET /citychain/v1/readings/{id}``: ``status`` is ``anchored`` when the
+    store records the batch's anchor, else ``pending`` (``batch`` None until sealed)."""
+    if not _READING_ID.fullmatch(text):
+        raise bad_request("a reading id is 64 lowercase hex digits", "Invalid reading id")
+    rid = bytes.fromhex(text)
+    stored = store.get_reading(rid)
+    if stored is None:
+        raise NgsiError("ResourceNotFound", "Reading not found", f"no reading {text}")
+    reading = stored.reading
+    batch = None if stored.batch_id is None else store.get_batch(stored.batch_id)
+    body: dict[str, Any] = {
+        "reading_id": text, "status": "pending", "verified": False,
+        "reading": {**reading.unsigned_value(), "sig": reading.sig.hex()},
+        "batch": None, "anchor": None}
+    if batch is None:
+        return body
+    leaves = list(batch.leaves)
+    index = leaves.index(rid) if rid in leaves else -1
+    body["batch"] = {"batch_id": batch.batch_id.hex(), "merkle_root": batch.merkle_root.hex(),
+                     "index": index, "total": len(leaves),
+                     "aunts": [] if index < 0 else
+                     [a.hex() for a in inclusion_proof(leaves, index)]}
+    if batch.status == ANCHORED:
+        body["status"] = "anchored"
+        body["anchor"] = {"height": batch.height, "tx_hash": batch.tx_hash or None}
+    return body
 
 
 def page(offset: str | None, limit: str | None) -> tuple[int, int]:
