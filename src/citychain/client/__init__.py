@@ -45,10 +45,22 @@ from citychain.client.errors import (
 )
 from citychain.client.events import ChainEvent, EventFilter
 from citychain.client.light import LightVerifier, UntrustedHeaderError
+from citychain.client.readings import (
+    AnchorMismatchError,
+    InclusionProofError,
+    MalformedReadingAnswerError,
+    ReadingPendingError,
+    ReadingSignatureError,
+    ReadingTamperedError,
+    ReadingVerificationError,
+    VerifiedReading,
+    verify_reading_answer,
+)
 from citychain.client.wallet import Wallet
 
 __all__ = [
     "Account",
+    "AnchorMismatchError",
     "ApiError",
     "AsyncClient",
     "Block",
@@ -59,15 +71,21 @@ __all__ = [
     "CommittedTx",
     "EventFilter",
     "GatewayUnavailableError",
+    "InclusionProofError",
     "InvalidRequestError",
     "LightVerificationError",
     "LightVerifier",
+    "MalformedReadingAnswerError",
     "MessageBuilder",
     "NotFoundError",
     "Problem",
     "QueryRejectedError",
     "QueryResult",
     "RateLimitedError",
+    "ReadingPendingError",
+    "ReadingSignatureError",
+    "ReadingTamperedError",
+    "ReadingVerificationError",
     "Status",
     "SubmittedTx",
     "TxBuilder",
@@ -77,6 +95,8 @@ __all__ = [
     "TxResult",
     "UntrustedHeaderError",
     "VerificationError",
+    "VerifiedReading",
     "Wallet",
     "WalletError",
+    "verify_reading_answer",
 ]
