@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +26,10 @@ from citychain.core.messages import Msg
 from citychain.core.tx import TxBody, sign_tx
 from citychain.iot.broker import Broker
 from citychain.iot.broker import free_port as free_port  # the tests import it from here
+from citychain.iot.chain import ChainLink
+from citychain.iot.gateway import Gateway, GatewayConfig
 from citychain.iot.reading import Reading, sign_reading
+from citychain.iot.store import ReadingStore
 from citychain.modules.identity.messages import MsgSuspendIdentity
 from citychain.modules.oracle.messages import MsgRegisterDevice
 from citychain.node.assemble import SoloRuntime, open_solo
@@ -207,3 +212,24 @@ class Ticker(threading.Thread):
     def stop(self) -> None:
         self.stopped.set()
         self.join(timeout=10)
+
+
+@contextmanager
+def running_gateway(broker: Broker, chain: IotChain, store_path: Path,
+                    **settings: Any) -> Iterator[Gateway]:
+    """An IoT gateway in this process on ``broker`` and ``chain`` (the ``gw`` device key),
+    storing in ``store_path``; ``settings`` override GatewayConfig fields (batch_seconds...)."""
+    config = GatewayConfig(broker_host="127.0.0.1", broker_port=broker.port,
+                           client_id=f"gw-{uuid.uuid4().hex[:8]}", stats_seconds=60,
+                           **settings)
+    link = ChainLink(chain.rpc_url, chain.key("gw"))
+    store = ReadingStore(store_path)
+    gateway = Gateway(config, store, link)
+    try:
+        gateway.start()
+        assert gateway.ready.wait(10)
+        yield gateway
+    finally:
+        gateway.stop()
+        store.close()
+        link.close()

@@ -5,19 +5,15 @@ from the batches it names, and fails to when a reading is tampered or the batche
 from __future__ import annotations
 
 import sqlite3
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from iot_harness import CHAIN_ID, Broker, IotChain, now_ms, wait_for
+from iot_harness import CHAIN_ID, Broker, IotChain, now_ms, running_gateway, wait_for
 
 from citychain.core.crypto import PrivateKey
-from citychain.iot.chain import ChainLink
 from citychain.iot.feeds import (
     DeviceRecord,
     EmptyWindowError,
@@ -39,7 +35,6 @@ from citychain.iot.feeds import (
     publish_feed_value,
     recompute_feed_value,
 )
-from citychain.iot.gateway import Gateway, GatewayConfig
 from citychain.iot.reading import Reading, sign_reading
 from citychain.iot.simulator import (
     MqttSink,
@@ -158,23 +153,6 @@ def test_aggregate_selects_covered_devices_window_and_last_sample() -> None:
 
 # ------------------------------------------------------------------------------------ end to end
 
-@contextmanager
-def running_gateway(broker: Broker, chain: IotChain, store_path: Path) -> Iterator[Gateway]:
-    config = GatewayConfig(broker_host="127.0.0.1", broker_port=broker.port,
-                           client_id=f"gw-{uuid.uuid4().hex[:8]}", stats_seconds=60,
-                           batch_seconds=0.3)
-    link = ChainLink(chain.rpc_url, chain.key("gw"))
-    store = ReadingStore(store_path)
-    gateway = Gateway(config, store, link)
-    try:
-        gateway.start()
-        assert gateway.ready.wait(10)
-        yield gateway
-    finally:
-        gateway.stop()
-        store.close()
-        link.close()
-
 
 def copy_store(source: Path, target: Path) -> ReadingStore:
     with sqlite3.connect(source) as src, sqlite3.connect(target) as dst:
@@ -191,7 +169,7 @@ def test_a_feed_value_recomputes_from_its_batches(broker: Broker, chain: IotChai
     try:
         assert register_devices(node.client, chain.key("op"), CHAIN_ID, devices) == 16
         assert register_devices(node.client, chain.key("op"), CHAIN_ID, devices) == 0
-        with running_gateway(broker, chain, store_path) as gateway:
+        with running_gateway(broker, chain, store_path, batch_seconds=0.3) as gateway:
             sink = MqttSink("127.0.0.1", broker.port)
             published: list[Reading] = []
 

@@ -5,13 +5,19 @@ chain) and verifiable; a tampered reading fails; a suspension bites within the c
 from __future__ import annotations
 
 import sqlite3
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from iot_harness import CHAIN_ID, Broker, DeviceClock, IotChain, Publisher, now_ms, wait_for
+from iot_harness import (
+    CHAIN_ID,
+    Broker,
+    DeviceClock,
+    IotChain,
+    Publisher,
+    now_ms,
+    running_gateway,
+    wait_for,
+)
 
 from citychain.api.gateway import GatewaySettings
 from citychain.api.server import GatewayThread
@@ -28,25 +34,6 @@ from citychain.iot.verify import (
     verify_reading,
 )
 from citychain.modules.oracle.messages import MsgAnchorBatch
-
-
-@contextmanager
-def running_gateway(broker: Broker, chain: IotChain, store_path: Path,
-                    **settings: float) -> Iterator[Gateway]:
-    config = GatewayConfig(broker_host="127.0.0.1", broker_port=broker.port,
-                           client_id=f"gw-{uuid.uuid4().hex[:8]}", stats_seconds=60,
-                           **settings)  # type: ignore[arg-type]
-    link = ChainLink(chain.rpc_url, chain.key("gw"))
-    store = ReadingStore(store_path)
-    gateway = Gateway(config, store, link)
-    try:
-        gateway.start()
-        assert gateway.ready.wait(10)
-        yield gateway
-    finally:
-        gateway.stop()
-        store.close()
-        link.close()
 
 
 def test_every_rejection_reason_is_counted_and_nothing_invalid_is_stored(

@@ -7,49 +7,34 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from iot_harness import CHAIN_ID, Broker, IotChain, Publisher, free_port, now_ms, wait_for
+from iot_harness import (
+    CHAIN_ID,
+    Broker,
+    IotChain,
+    Publisher,
+    free_port,
+    now_ms,
+    running_gateway,
+    wait_for,
+)
 
 from citychain.core.crypto import PrivateKey
 from citychain.core.simple_merkle import merkle_root
 from citychain.core.tx import TxBody, sign_tx
-from citychain.iot.chain import ChainLink
-from citychain.iot.gateway import Gateway, GatewayConfig
 from citychain.iot.ngsi import NgsiServer, NodeDirectory, create_ngsi_app, iso_ms
 from citychain.iot.reading import Reading, sign_reading
-from citychain.iot.store import ANCHORED, ReadingStore, ReadOnlyReadingStore
+from citychain.iot.store import ANCHORED, ReadOnlyReadingStore
 from citychain.modules.identity.messages import MsgCreateIdentity, MsgGrantRole
 from citychain.modules.oracle.messages import MsgRegisterDevice
 
 BASE = "/ngsi-ld/v1"
 ERRORS = "https://uri.etsi.org/ngsi-ld/errors/"
-
-
-@contextmanager
-def running_gateway(broker: Broker, chain: IotChain, store_path: Path,
-                    batch_seconds: float) -> Iterator[Gateway]:
-    config = GatewayConfig(broker_host="127.0.0.1", broker_port=broker.port,
-                           client_id=f"gw-{uuid.uuid4().hex[:8]}", stats_seconds=60,
-                           batch_seconds=batch_seconds)
-    link = ChainLink(chain.rpc_url, chain.key("gw"))
-    store = ReadingStore(store_path)
-    gateway = Gateway(config, store, link)
-    try:
-        gateway.start()
-        assert gateway.ready.wait(10)
-        yield gateway
-    finally:
-        gateway.stop()
-        store.close()
-        link.close()
 
 
 def new_device(chain: IotChain, name: str, device_type: str, streams: tuple[str, ...],

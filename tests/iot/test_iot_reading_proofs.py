@@ -8,16 +8,23 @@ from __future__ import annotations
 
 import copy
 import json
-import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from iot_harness import CHAIN_ID, Broker, IotChain, Publisher, free_port, now_ms, wait_for
+from iot_harness import (
+    CHAIN_ID,
+    Broker,
+    IotChain,
+    Publisher,
+    free_port,
+    now_ms,
+    running_gateway,
+    wait_for,
+)
 
 from citychain.api.gateway import GatewaySettings
 from citychain.api.server import GatewayThread
@@ -32,11 +39,9 @@ from citychain.client import (
 )
 from citychain.client.readings import reading_id_of, reading_signing_bytes
 from citychain.core.simple_merkle import inclusion_proof, merkle_root
-from citychain.iot.chain import ChainLink
-from citychain.iot.gateway import Gateway, GatewayConfig
 from citychain.iot.ngsi import NgsiServer, NodeDirectory, create_ngsi_app
 from citychain.iot.reading import Reading, sign_reading
-from citychain.iot.store import ANCHORED, ReadingStore, ReadOnlyReadingStore
+from citychain.iot.store import ANCHORED, ReadOnlyReadingStore
 
 ROUTE = "/citychain/v1/readings/"
 ERRORS = "https://uri.etsi.org/ngsi-ld/errors/"
@@ -52,25 +57,6 @@ def test_sdk_and_iot_reading_encodings_agree_on_the_golden_vector() -> None:
     assert reading_signing_bytes(VECTOR["chain_id"], fields) == reading.sign_bytes(
         VECTOR["chain_id"])
     assert reading_id_of(fields, sig).hex() == VECTOR["reading_id"] == reading.reading_id.hex()
-
-
-@contextmanager
-def running_gateway(broker: Broker, chain: IotChain, store_path: Path,
-                    batch_seconds: float) -> Iterator[Gateway]:
-    config = GatewayConfig(broker_host="127.0.0.1", broker_port=broker.port,
-                           client_id=f"gw-{uuid.uuid4().hex[:8]}", stats_seconds=60,
-                           batch_seconds=batch_seconds)
-    link = ChainLink(chain.rpc_url, chain.key("gw"))
-    store = ReadingStore(store_path)
-    gateway = Gateway(config, store, link)
-    try:
-        gateway.start()
-        assert gateway.ready.wait(10)
-        yield gateway
-    finally:
-        gateway.stop()
-        store.close()
-        link.close()
 
 
 @dataclass
