@@ -7,8 +7,10 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol, TypeVar
 
 import typer
 
@@ -157,23 +159,11 @@ def verify(
     on chain. Exit code 4 if anything does not match (a solo node's RPC).
     """
     wanted = parse_hex(reading_id, "READING_ID")
-    path = store_path(home, store)
-    if not path.exists():
-        raise UsageFailure(f"no reading store at {path}")
-    trusted = genesis or resolve_home(home).genesis_path
-    if not trusted.exists():
-        raise UsageFailure(f"no genesis to trust at {trusted}; pass --genesis FILE")
-    reading_store = ReadingStore(path)
-    prover = RpcProver(resolve_node_url(node, home), trusted)
-    try:
-        proof = verify_reading(reading_store, wanted, prover)
-    except ReadingVerificationError as exc:
-        raise VerificationFailed(f"reading NOT verified: {exc}") from None
-    except RpcError as exc:
-        raise NodeUnreachable(str(exc)) from None
-    finally:
-        prover.close()
-        reading_store.close()
+    with _proving(home, node, store, genesis, ReadingStore) as (reading_store, prover, trusted):
+        try:
+            proof = verify_reading(reading_store, wanted, prover)
+        except ReadingVerificationError as exc:
+            raise VerificationFailed(f"reading NOT verified: {exc}") from None
     if json_output:
         print_json(proof.to_value())
         return
@@ -304,26 +294,15 @@ def feed_verify(
     read proven against validators trusted from the genesis, each batch's leaves hashed to its
     anchored root, each reading to its leaf and signed by its device. Exit code 4 if it does
     not recompute."""
-    path = store_path(home, store)
-    if not path.exists():
-        raise UsageFailure(f"no reading store at {path}")
-    trusted = genesis or resolve_home(home).genesis_path
-    if not trusted.exists():
-        raise UsageFailure(f"no genesis to trust at {trusted}; pass --genesis FILE")
-    reading_store = ReadOnlyReadingStore(path)
-    prover = RpcProver(resolve_node_url(node, home), trusted)
-    try:
-        verified = recompute_feed_value(reading_store, prover, feed_id, window_end_ms)
-    except (FeedRecomputeError, ReadingVerificationError) as exc:
-        raise VerificationFailed(f"feed value NOT verified ({type(exc).__name__}): {exc}"
-                                 ) from None
-    except FeedError as exc:
-        raise CliError(f"feed {feed_id}: {exc}") from None
-    except RpcError as exc:
-        raise NodeUnreachable(str(exc)) from None
-    finally:
-        prover.close()
-        reading_store.close()
+    proving = _proving(home, node, store, genesis, ReadOnlyReadingStore)
+    with proving as (reading_store, prover, trusted):
+        try:
+            verified = recompute_feed_value(reading_store, prover, feed_id, window_end_ms)
+        except (FeedRecomputeError, ReadingVerificationError) as exc:
+            raise VerificationFailed(f"feed value NOT verified ({type(exc).__name__}): {exc}"
+                                     ) from None
+        except FeedError as exc:
+            raise CliError(f"feed {feed_id}: {exc}") from None
     if json_output:
         print_json(verified.to_value())
         return
@@ -333,3 +312,37 @@ def feed_verify(
          f"{len(c.source_batch_ids)} batches")
     echo(f"verified: proven at height {verified.height} against validators of {trusted}; every "
          "reading in its anchored root and signed by its device")
+
+
+
+class _Closable(Protocol):
+    def close(self) -> None: ...
+
+
+S = TypeVar("S", bound=_Closable)
+
+
+@contextmanager
+def _proving(home: Path | None, node: str | None, store: Path | None, genesis: Path | None,
+             store_class: Callable[[Path], S]) -> Iterator[tuple[S, RpcProver, Path]]:
+    """The reading store, a prover and the genesis it trusts, closed afterwards; a node that
+    cannot be asked becomes NodeUnreachable (exit 3).
+
+    Raises:
+        UsageFailure: no reading store, or no genesis to trust.
+    """
+    path = store_path(home, store)
+    if not path.exists():
+        raise UsageFailure(f"no reading store at {path}")
+    trusted = genesis or resolve_home(home).genesis_path
+    if not trusted.exists():
+        raise UsageFailure(f"no genesis to trust at {trusted}; pass --genesis FILE")
+    reading_store = store_class(path)
+    prover = RpcProver(resolve_node_url(node, home), trusted)
+    try:
+        yield reading_store, prover, trusted
+    except RpcError as exc:
+        raise NodeUnreachable(str(exc)) from None
+    finally:
+        prover.close()
+        reading_store.close()
