@@ -69,7 +69,7 @@ def test_empty_section() -> None:
     view = DictState()
     init_genesis(view, GENESIS, {})
     assert export_genesis(view) == {"params": {"transfers_enabled": True}, "denoms": [],
-                                    "balances": []}
+                                    "balances": [], "escrows": []}
 
 
 P = "app_state.bank"

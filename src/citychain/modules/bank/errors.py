@@ -47,3 +47,8 @@ class TransfersDisabledError(BankError):
 class AmountInvalidError(BankError):
     code = 8
     description = "the amount is not a positive integer below 2**63"
+
+
+class EscrowInsufficientError(BankError):
+    code = 9
+    description = "the escrow holds less than the amount (details: required, available)"

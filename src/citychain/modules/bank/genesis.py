@@ -6,10 +6,12 @@ Section::
      "denoms": [{"denom": str, "display_name": str, "decimals": int,
                  "creator": address | "",            # optional, default ""
                  "created_height": int}, ...],        # optional, default the genesis height
-     "balances": [{"address": address, "denom": str, "amount": int}, ...]}
+     "balances": [{"address": address, "denom": str, "amount": int}, ...],
+     "escrows": [{"owner": str, "escrow_id": str, "denom": str, "amount": int}, ...]}
 
-Supply is not part of the section: it is the sum of the balances. Every balance's address must
-already have an identity (the identity module's genesis runs first).
+``escrows`` is optional (older genesis files have none). Supply is not part of the section: it is
+the sum of the balances and escrow balances. Every balance's address must already have an
+identity (the identity module's genesis runs first).
 """
 
 from __future__ import annotations
@@ -26,16 +28,24 @@ from citychain.core.genesis_fields import (
     require_fields,
 )
 from citychain.core.state import ReadView, StateView
-from citychain.modules.bank import state
+from citychain.modules.bank import keys, state
 from citychain.modules.bank.params import Params
-from citychain.modules.bank.types import MAX_AMOUNT, MAX_DECIMALS, MAX_DISPLAY_NAME, Denom, is_denom
+from citychain.modules.bank.types import (
+    MAX_AMOUNT,
+    MAX_DECIMALS,
+    MAX_DISPLAY_NAME,
+    MAX_ESCROW_NAME,
+    Denom,
+    is_denom,
+    is_escrow_name,
+)
 from citychain.modules.identity import api as identity
 
 SECTION_PATH = "app_state.bank"
 
 
 def init_genesis(view: StateView, block_ctx: BlockContext, section: Any) -> None:
-    """Validate the bank section and write params, denoms, balances and supplies.
+    """Validate the bank section and write params, denoms, balances, escrows and supplies.
 
     Every check runs before the first write; writes go in key order.
 
@@ -44,7 +54,7 @@ def init_genesis(view: StateView, block_ctx: BlockContext, section: Any) -> None
     """
     if not isinstance(section, dict):
         raise InvalidGenesisError(f"{SECTION_PATH} must be a map", field=SECTION_PATH)
-    check_fields(section, ("balances", "denoms", "params"), SECTION_PATH)
+    check_fields(section, ("balances", "denoms", "escrows", "params"), SECTION_PATH)
     params = Params.from_genesis(section.get("params", {}), f"{SECTION_PATH}.params")
     denoms: dict[str, Denom] = {}
     for index, raw in enumerate(genesis_list(section, "denoms", SECTION_PATH)):
@@ -67,6 +77,20 @@ def init_genesis(view: StateView, block_ctx: BlockContext, section: Any) -> None
                                       f"{MAX_AMOUNT}", field=f"{path}.amount")
         balances[(address, denom)] = amount
         supplies[denom] = supply
+    escrows: dict[bytes, tuple[str, str, str, int]] = {}
+    for index, raw in enumerate(genesis_list(section, "escrows", SECTION_PATH)):
+        path = f"{SECTION_PATH}.escrows[{index}]"
+        owner, escrow_id, denom, amount = _parse_escrow(raw, path, denoms)
+        key = keys.escrow_key(owner, escrow_id, denom)
+        if key in escrows:
+            raise InvalidGenesisError(f"{path} repeats escrow {owner}/{escrow_id} in {denom}",
+                                      field=path)
+        supply = supplies.get(denom, 0) + amount
+        if supply > MAX_AMOUNT:
+            raise InvalidGenesisError(f"{path}.amount takes the supply of {denom} past "
+                                      f"{MAX_AMOUNT}", field=f"{path}.amount")
+        escrows[key] = (owner, escrow_id, denom, amount)
+        supplies[denom] = supply
 
     state.set_params(view, params)
     for denom in sorted(denoms):
@@ -75,6 +99,8 @@ def init_genesis(view: StateView, block_ctx: BlockContext, section: Any) -> None
         state.set_supply(view, denom, supplies[denom])
     for address, denom in sorted(balances):
         state.set_balance(view, address, denom, balances[(address, denom)])
+    for key in sorted(escrows):
+        state.set_escrow_balance(view, *escrows[key])
 
 
 def export_genesis(view: ReadView) -> dict[str, Any]:
@@ -84,6 +110,8 @@ def export_genesis(view: ReadView) -> dict[str, Any]:
         "denoms": [record.to_value() for record in state.iter_denoms(view)],
         "balances": [{"address": address, "denom": denom, "amount": amount}
                      for address, denom, amount in state.iter_all_balances(view)],
+        "escrows": [{"owner": owner, "escrow_id": escrow_id, "denom": denom, "amount": amount}
+                    for owner, escrow_id, denom, amount in state.iter_all_escrow_balances(view)],
     }
 
 
@@ -130,3 +158,20 @@ def _parse_balance(view: ReadView, raw: Any, path: str,
                                   f"{SECTION_PATH}.denoms", field=f"{path}.denom")
     amount = genesis_integer(raw["amount"], f"{path}.amount", 1, MAX_AMOUNT)
     return address, denom, amount
+
+
+def _parse_escrow(raw: Any, path: str, denoms: dict[str, Denom]) -> tuple[str, str, str, int]:
+    if not isinstance(raw, dict):
+        raise InvalidGenesisError(f"{path} must be a map", field=path)
+    check_fields(raw, ("amount", "denom", "escrow_id", "owner"), path)
+    require_fields(raw, ("owner", "escrow_id", "denom", "amount"), path)
+    for name in ("owner", "escrow_id"):
+        if not isinstance(raw[name], str) or not is_escrow_name(raw[name]):
+            raise InvalidGenesisError(f"{path}.{name} must be 1 to {MAX_ESCROW_NAME} printable "
+                                      "ASCII characters", field=f"{path}.{name}")
+    denom = raw["denom"]
+    if not isinstance(denom, str) or denom not in denoms:
+        raise InvalidGenesisError(f"{path}.denom {denom!r} is not listed in "
+                                  f"{SECTION_PATH}.denoms", field=f"{path}.denom")
+    amount = genesis_integer(raw["amount"], f"{path}.amount", 1, MAX_AMOUNT)
+    return raw["owner"], raw["escrow_id"], denom, amount

@@ -2,6 +2,8 @@
 
 Every check runs before the first write. ``transfer_coins``, ``mint_coins`` and ``burn_coins``
 take addresses and return the event describing what they did; handlers emit it.
+``deposit_to_escrow`` and ``pay_from_escrow`` move coins between an address and an escrow held
+for another module; the supply does not change.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from citychain.modules.bank.errors import (
     AmountInvalidError,
     DenomAlreadyExistsError,
     DenomNotFoundError,
+    EscrowInsufficientError,
     InsufficientFundsError,
     RecipientNotFoundError,
     RecipientSuspendedError,
@@ -23,7 +26,7 @@ from citychain.modules.bank.errors import (
     TransfersDisabledError,
 )
 from citychain.modules.bank.messages import MsgBurn, MsgCreateDenom, MsgMint, MsgTransfer
-from citychain.modules.bank.types import MAX_AMOUNT, Denom, is_denom
+from citychain.modules.bank.types import MAX_AMOUNT, Denom, is_denom, validate_escrow_name
 from citychain.modules.identity import api as identity
 
 
@@ -140,6 +143,59 @@ def burn_coins(view: StateView, holder: str, denom: str, amount: int) -> Event:
     state.set_balance(view, holder, denom, available - amount)
     state.set_supply(view, denom, state.get_supply(view, denom) - amount)
     return events.coins_burned(denom, amount, did_from_address(holder))
+
+
+def deposit_to_escrow(view: StateView, holder: str, owner: str, escrow_id: str, denom: str,
+                      amount: int) -> Event:
+    """Move ``amount`` of ``denom`` from ``holder``'s balance into escrow (owner, escrow_id);
+    return ``coins_escrowed``.
+
+    Raises:
+        ValueError: ``owner`` or ``escrow_id`` is malformed (a caller's programming error).
+        AmountInvalidError, TransfersDisabledError, DenomNotFoundError, InsufficientFundsError.
+    """
+    validate_escrow_name(owner, "owner")
+    validate_escrow_name(escrow_id, "escrow_id")
+    _check_amount(amount)
+    if not state.get_params(view).transfers_enabled:
+        raise TransfersDisabledError("transfers are paused on this chain (params."
+                                     "transfers_enabled is false)")
+    _check_denom(view, denom)
+    available = state.get_balance(view, holder, denom)
+    if available < amount:
+        raise InsufficientFundsError(
+            f"{did_from_address(holder)} has {available} {denom}, {amount} required for "
+            f"escrow {owner}/{escrow_id}",
+            field="amount", required=amount, available=available, denom=denom)
+    held = state.get_escrow_balance(view, owner, escrow_id, denom)
+    state.set_balance(view, holder, denom, available - amount)
+    state.set_escrow_balance(view, owner, escrow_id, denom, held + amount)
+    return events.coins_escrowed(did_from_address(holder), owner, escrow_id, denom, amount)
+
+
+def pay_from_escrow(view: StateView, owner: str, escrow_id: str, recipient: str, denom: str,
+                    amount: int) -> Event:
+    """Move ``amount`` of ``denom`` from escrow (owner, escrow_id) to ``recipient``'s balance;
+    return ``escrow_paid``.
+
+    Raises:
+        ValueError: ``owner`` or ``escrow_id`` is malformed (a caller's programming error).
+        AmountInvalidError, DenomNotFoundError, RecipientNotFoundError, RecipientSuspendedError,
+        EscrowInsufficientError.
+    """
+    validate_escrow_name(owner, "owner")
+    validate_escrow_name(escrow_id, "escrow_id")
+    _check_amount(amount)
+    _check_denom(view, denom)
+    _check_recipient(view, recipient)
+    held = state.get_escrow_balance(view, owner, escrow_id, denom)
+    if held < amount:
+        raise EscrowInsufficientError(
+            f"escrow {owner}/{escrow_id} holds {held} {denom}, {amount} required",
+            field="amount", required=amount, available=held, denom=denom)
+    state.set_escrow_balance(view, owner, escrow_id, denom, held - amount)
+    state.set_balance(view, recipient, denom, state.get_balance(view, recipient, denom) + amount)
+    return events.escrow_paid(owner, escrow_id, did_from_address(recipient), denom, amount)
 
 
 def _check_amount(amount: int) -> None:

@@ -14,6 +14,12 @@ DID = QueryParam("did", str, description="the account's DID (instead of address)
                  example="did:city:" + "3f2a9c1b7e5d4a6f8b0c2d4e6f8a0b1c2d3e4f50")
 LIMIT = QueryParam("limit", int, description="page size (1..500, default 100)", example=100)
 DENOM = QueryParam("denom", str, required=True, description="a denomination", example="ucity")
+OWNER = QueryParam("owner", str, required=True,
+                   description="the module that owns the escrow (1-64 printable ASCII)",
+                   example="contracts")
+ESCROW_ID = QueryParam("escrow_id", str, required=True,
+                       description="the escrow's id within its owner (1-64 printable ASCII)",
+                       example="c/17")
 
 MODULE = Module(
     name=NAME,
@@ -29,6 +35,7 @@ MODULE = Module(
         "supply": queries.query_supply,
         "denoms": queries.query_denoms,
         "params": queries.query_params,
+        "escrow": queries.query_escrow,
     },
     provable_queries=frozenset({"balance", "supply", "params"}),
     query_params={
@@ -38,9 +45,9 @@ MODULE = Module(
         "denoms": (QueryParam("start_after", str, description="list denoms after this one",
                               example="ucity"), LIMIT),
         "params": (),
+        "escrow": (OWNER, ESCROW_ID),
     },
-    event_types=frozenset({events.DENOM_CREATED, events.COINS_MINTED, events.COINS_BURNED,
-                           events.COINS_TRANSFERRED}),
+    event_types=events.EVENT_TYPES,
     init_genesis=genesis.init_genesis,
     export_genesis=genesis.export_genesis,
 )

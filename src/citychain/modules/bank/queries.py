@@ -14,7 +14,7 @@ from citychain.core.errors import InvalidQueryError
 from citychain.core.queries import check_query_params
 from citychain.core.state import ReadView
 from citychain.modules.bank import state
-from citychain.modules.bank.types import is_denom
+from citychain.modules.bank.types import MAX_ESCROW_NAME, is_denom, is_escrow_name
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 500
@@ -80,6 +80,22 @@ def query_denoms(view: ReadView, params: dict[str, Any]) -> dict[str, Any]:
             "next_start_after": found[-1].denom if more else None}
 
 
+def query_escrow(view: ReadView, params: dict[str, Any]) -> dict[str, Any]:
+    """Params: ``owner`` and ``escrow_id``. Returns the escrow's non-zero balances, by denom key
+    order (empty when the escrow holds nothing).
+
+    Raises:
+        InvalidQueryError: naming the parameter that is missing, unknown or malformed.
+    """
+    check_query_params(params, required=("escrow_id", "owner"), optional=())
+    owner = _escrow_name_param(params, "owner")
+    escrow_id = _escrow_name_param(params, "escrow_id")
+    return {"owner": owner, "escrow_id": escrow_id,
+            "balances": [{"denom": denom, "amount": amount}
+                         for denom, amount in state.iter_escrow_balances(view, owner,
+                                                                         escrow_id)]}
+
+
 def query_params(view: ReadView, params: dict[str, Any]) -> dict[str, Any]:
     """Return the module params.
 
@@ -88,8 +104,6 @@ def query_params(view: ReadView, params: dict[str, Any]) -> dict[str, Any]:
     """
     check_query_params(params, required=(), optional=())
     return state.get_params(view).to_value()
-
-
 
 
 def _account_param(params: dict[str, Any]) -> str:
@@ -114,3 +128,11 @@ def _denom_param(params: dict[str, Any], name: str) -> str:
         raise InvalidQueryError(f"{name} must be a denom id ([a-z][a-z0-9]{{2,15}}), "
                                 f"got {denom!r}", field=name)
     return denom
+
+
+def _escrow_name_param(params: dict[str, Any], name: str) -> str:
+    value = params[name]
+    if not isinstance(value, str) or not is_escrow_name(value):
+        raise InvalidQueryError(f"{name} must be 1 to {MAX_ESCROW_NAME} printable ASCII "
+                                f"characters, got {value!r}", field=name)
+    return value

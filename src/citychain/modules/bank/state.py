@@ -10,7 +10,12 @@ from collections.abc import Iterator
 from citychain.core.state import ReadView, StateView, iterate_prefix, prefix_end
 from citychain.modules.bank import keys
 from citychain.modules.bank.params import DEFAULT_PARAMS, Params
-from citychain.modules.bank.types import Denom, decode_amount, encode_amount
+from citychain.modules.bank.types import (
+    Denom,
+    decode_amount,
+    encode_amount,
+    validate_escrow_name,
+)
 
 
 def get_params(view: ReadView) -> Params:
@@ -82,6 +87,43 @@ def iter_all_balances(view: ReadView) -> Iterator[tuple[str, str, int]]:
     for key, data in iterate_prefix(view, keys.BALANCE_PREFIX):
         address, denom = keys.split_balance_key(key)
         yield address, denom, decode_amount(data)
+
+
+def get_escrow_balance(view: ReadView, owner: str, escrow_id: str, denom: str) -> int:
+    """Return what escrow (owner, escrow_id) holds in ``denom``. Raises ValueError on a
+    malformed owner or escrow id."""
+    _validate_escrow(owner, escrow_id)
+    data = view.get(keys.escrow_key(owner, escrow_id, denom))
+    return 0 if data is None else decode_amount(data)
+
+
+def set_escrow_balance(view: StateView, owner: str, escrow_id: str, denom: str,
+                       amount: int) -> None:
+    """Store an escrow balance (0 deletes the key). Raises ValueError if negative or on a
+    malformed owner or escrow id."""
+    _validate_escrow(owner, escrow_id)
+    _set_amount(view, keys.escrow_key(owner, escrow_id, denom), amount)
+
+
+def iter_escrow_balances(view: ReadView, owner: str, escrow_id: str) -> Iterator[tuple[str, int]]:
+    """Yield (denom, amount) for the escrow's non-zero balances, in key order. Raises ValueError
+    on a malformed owner or escrow id."""
+    _validate_escrow(owner, escrow_id)
+    prefix = keys.escrow_prefix(owner, escrow_id)
+    for key, data in iterate_prefix(view, prefix):
+        yield keys.denom_from_key(key, prefix), decode_amount(data)
+
+
+def iter_all_escrow_balances(view: ReadView) -> Iterator[tuple[str, str, str, int]]:
+    """Yield (owner, escrow_id, denom, amount) for every non-zero escrow balance, in key order."""
+    for key, data in iterate_prefix(view, keys.ESCROW_PREFIX):
+        owner, escrow_id, denom = keys.split_escrow_key(key)
+        yield owner, escrow_id, denom, decode_amount(data)
+
+
+def _validate_escrow(owner: str, escrow_id: str) -> None:
+    validate_escrow_name(owner, "owner")
+    validate_escrow_name(escrow_id, "escrow_id")
 
 
 def _set_amount(view: StateView, key: bytes, amount: int) -> None:

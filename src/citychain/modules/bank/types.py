@@ -12,6 +12,8 @@ MAX_DISPLAY_NAME = 64
 MAX_DECIMALS = 18
 # Amounts, balances and supplies stay below 2**63 (they fit a signed 64-bit integer everywhere).
 MAX_AMOUNT = 2**63 - 1
+# An escrow's owner (a module name) and id are 1..64 bytes of printable ASCII.
+MAX_ESCROW_NAME = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +48,20 @@ def is_denom(text: str) -> bool:
     """Return whether ``text`` is a well-formed denom id ([a-z][a-z0-9]{2,15})."""
     # fullmatch: with match and "$", "ucity\n" would pass as a look-alike of "ucity".
     return DENOM_PATTERN.fullmatch(text) is not None
+
+
+def is_escrow_name(text: str) -> bool:
+    """Return whether ``text`` can name an escrow's owner or id (1..64 printable ASCII)."""
+    return (isinstance(text, str) and 1 <= len(text) <= MAX_ESCROW_NAME and text.isascii()
+            and text.isprintable())
+
+
+def validate_escrow_name(text: str, name: str) -> None:
+    """Raise ValueError unless ``text`` is an escrow owner or id (modules pass these, not users,
+    so a bad one is a programming error, not a chain error)."""
+    if not is_escrow_name(text):
+        raise ValueError(f"escrow {name} must be 1 to {MAX_ESCROW_NAME} printable ASCII "
+                         f"characters, got {text!r}")
 
 
 def encode_amount(amount: int) -> bytes:
