@@ -31,11 +31,12 @@ def known_modules() -> list[Module]:
     ``citychain.node.assemble.default_modules``, which the client layer may not import; a test
     keeps the two equal)."""
     from citychain.modules.bank.module import MODULE as BANK
+    from citychain.modules.contracts.module import MODULE as CONTRACTS
     from citychain.modules.identity.module import MODULE as IDENTITY
     from citychain.modules.oracle.module import MODULE as ORACLE
     from citychain.modules.validators.module import MODULE as VALIDATORS
 
-    return [IDENTITY, BANK, VALIDATORS, ORACLE]
+    return [IDENTITY, BANK, VALIDATORS, ORACLE, CONTRACTS]
 
 
 def builder_name(cls: type[Msg]) -> str:

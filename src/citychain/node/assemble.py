@@ -18,11 +18,12 @@ from citychain.store import MemoryStore, SqliteStore, VersionedStore
 def default_modules() -> list[Module]:
     """The modules of this release, in execution order (never discovered: order is consensus)."""
     from citychain.modules.bank.module import MODULE as BANK
+    from citychain.modules.contracts.module import MODULE as CONTRACTS
     from citychain.modules.identity.module import MODULE as IDENTITY
     from citychain.modules.oracle.module import MODULE as ORACLE
     from citychain.modules.validators.module import MODULE as VALIDATORS
 
-    return [IDENTITY, BANK, VALIDATORS, ORACLE]
+    return [IDENTITY, BANK, VALIDATORS, ORACLE, CONTRACTS]
 
 
 def build_app(store: VersionedStore) -> Application:

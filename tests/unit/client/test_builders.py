@@ -68,7 +68,7 @@ def test_every_registered_message_has_a_builder() -> None:
             assert [p for p in found.__signature__.parameters] == [
                 f.name for f in dataclasses.fields(cls)]
             assert cls.TYPE in (found.__doc__ or "")
-    assert builder_name(registered()[-1]) == "publish_feed_value"
+    assert builder_name(registered()[-1]) == "approve_amendment"
     assert "transfer" in dir(builder.bank) and "bank" in dir(builder)
 
 

@@ -1,0 +1,1 @@
+"""Rule contracts: escrowed funds that the chain releases or refunds by CEL conditions."""
