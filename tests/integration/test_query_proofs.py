@@ -113,6 +113,9 @@ def provable_cases(cast: Cast) -> dict[str, list[dict[str, Any]]]:
         "/oracle/feed_value": [{"feed_id": "pm25-centre"},
                                {"feed_id": "pm25-centre", "window_end_ms": 5}],
         "/oracle/params": [{}],
+        # No contracts here (absent: non-membership); present ones in test_contracts_app.
+        "/contracts/contract": [{"contract_id": 1}],
+        "/contracts/params": [{}],
     }
 
 

@@ -15,11 +15,13 @@ from citychain.core.crypto import PrivateKey
 from citychain.core.errors import InvalidMessageError
 from citychain.core.messages import MessageRegistry, Msg
 from citychain.core.tx import decode_tx
+from citychain.modules.contracts.templates import ESCROW
 from citychain.node.assemble import default_modules
 
 CHAIN_ID = "builders-city"
 KEY = PrivateKey.from_secret("test_builders/key")
 DID = KEY.did
+OTHER = PrivateKey.from_secret("test_builders/other")
 
 # A valid value for every field name any message uses (as a caller would pass it).
 VALID: dict[str, Any] = {
@@ -34,6 +36,16 @@ VALID: dict[str, Any] = {
     "description": "Mean illuminance", "unit": "LUX", "scale": 0, "aggregation": "mean",
     "coverage": ["centre"], "window_start_ms": 1, "window_end_ms": 2, "value": 7,
     "source_batch_ids": ["ef" * 32],
+    "terms": ESCROW.terms({"payer": DID, "payee": OTHER.did, "amount": 500,
+                           "deadline": 1_900_000_000}),
+    "contract_id": 1, "milestone": 0, "evidence": "ab" * 32, "expires": 1_900_000_000,
+    "number": 1,
+}
+# Fields whose valid value depends on the message (an amendment's terms are one milestone).
+VALID_FOR: dict[str, dict[str, Any]] = {
+    "citychain.contracts.v1.MsgProposeAmendment": {
+        "terms": '{"amount":500,"condition":"\\"payer\\" in attestations",'
+                 '"deadline":1900000000,"name":"release"}'},
 }
 
 
@@ -49,7 +61,8 @@ def registry() -> MessageRegistry:
 
 
 def valid_values(builder: MessageBuilder) -> dict[str, Any]:
-    return {name: VALID[name] for name in builder.fields}
+    chosen = {**VALID, **VALID_FOR.get(builder.cls.TYPE, {})}
+    return {name: chosen[name] for name in builder.fields}
 
 
 def test_known_modules_are_the_node_defaults() -> None:
