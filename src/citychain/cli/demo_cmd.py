@@ -24,11 +24,13 @@ from citychain.cli.errors import CliError
 from citychain.cli.verify_cmd import audit_with_progress, summary
 from citychain.client.rpc import RpcError
 from citychain.iot.broker import INSTALL_HINT, find_mosquitto
+from citychain.iot.contract_demo import StreetLightingContract
 from citychain.iot.demo import IotDemo
 from citychain.iot.feeds import FeedError, FeedRecomputeError
 from citychain.iot.verify import ReadingVerificationError
 from citychain.node.demo import GATEWAY, DemoRun, DemoStats
 from citychain.node.home import Home
+from citychain.node.init import CITY_CREDIT
 
 
 def view(run: DemoRun, stats: DemoStats, remaining: float | None, api_url: str = "",
@@ -63,6 +65,8 @@ def view(run: DemoRun, stats: DemoStats, remaining: float | None, api_url: str =
                                   f"{s.batches_anchored:,} batches")
         for feed_id, value in sorted(s.feed_values.items()):
             table.add_row(feed_id, value)
+        if iot.contract is not None:
+            table.add_row("contract", iot.contract.line())
         if s.feed_problem:
             table.add_row("feed problem", Text(s.feed_problem, style="yellow"))
     citizen = run.city.citizens[0] if run.city.citizens else None
@@ -176,6 +180,7 @@ def demo(
                           speed=speed)
             try:
                 iot.start()
+                iot.contract = _start_contract(run)
             except (RuntimeError, OSError, FeedError, RpcError) as exc:
                 raise CliError(f"the IoT part did not start ({exc}); run with --no-iot to "
                                "skip it") from None
@@ -187,6 +192,9 @@ def demo(
             if iot.failure is not None:
                 raise CliError(f"the IoT part stopped early: {iot.failure}")
             _verify_feeds(iot, root)
+            if iot.contract is not None:
+                iot.contract.refresh()
+                echo(iot.contract.line())
         if gateway is not None:
             gateway.stop()
         height = run.stop()
@@ -211,6 +219,18 @@ def demo(
             signal.signal(sig, handler)
         if temporary:
             shutil.rmtree(root, ignore_errors=True)
+
+
+def _start_contract(run: DemoRun) -> StreetLightingContract:
+    """The street-lighting contract over the demo's lights feed: the treasury pays the operator
+    (the contractor) 5,000 city once the feed shows working lights for 20 s and the registrar
+    (the inspector) signed off."""
+    contract = StreetLightingContract(
+        run.rpc_url, payer=run.city.treasury, payee=run.city.operator,
+        inspector=run.city.registrar, denom=CITY_CREDIT.denom, feed_id="lights-centre",
+        amount=5_000 * 10**CITY_CREDIT.decimals, min_working=1, hold_seconds=20)
+    contract.start()
+    return contract
 
 
 def _verify_feeds(iot: IotDemo, root: Path) -> None:
@@ -259,6 +279,8 @@ def _watch(run: DemoRun, stop: threading.Event, duration: float, api_url: str,
             echo(status_line(run, run.stats))
             if iot is not None:
                 echo(iot_status_line(iot))
+                if iot.contract is not None:
+                    echo(iot.contract.line())
                 if iot.stats.sample_reading and not hinted:
                     echo(f"in another terminal: {verify_hint(run, iot)}")
                     hinted = True
@@ -267,3 +289,5 @@ def _watch(run: DemoRun, stop: threading.Event, duration: float, api_url: str,
     echo(status_line(run, run.stats))
     if iot is not None:
         echo(iot_status_line(iot))
+        if iot.contract is not None:
+            echo(iot.contract.line())

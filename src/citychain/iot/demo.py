@@ -12,8 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from citychain.client.rpc import RpcError
 from citychain.core.crypto import PrivateKey
 from citychain.iot.broker import Broker
+from citychain.iot.contract_demo import StreetLightingContract
 from citychain.iot.feeds import (
     EmptyWindowError,
     FeedError,
@@ -105,6 +107,7 @@ class IotDemo:
         self._feeds_thread: threading.Thread | None = None
         self._window_start: dict[str, int] = {}
         self._feed_node: FeedNode | None = None
+        self.contract: StreetLightingContract | None = None  # attached by the demo command
         self._store: ReadOnlyReadingStore | None = None
 
     @property
@@ -229,6 +232,11 @@ class IotDemo:
         self.stats.readings_anchored = readings
         if sample is not None:
             self.stats.sample_reading = sample.hex()
+        if self.contract is not None:
+            try:
+                self.contract.refresh()
+            except (FeedError, RpcError) as exc:
+                self.stats.feed_problem = f"contract: {exc}"
 
     def publish_feeds(self, end_ms: int) -> None:
         """Compute each feed over [its last window end, ``end_ms``) from the anchored batches
@@ -317,6 +325,9 @@ class IotDemo:
         if self._store is not None:
             self._store.close()
             self._store = None
+        if self.contract is not None:
+            self.contract.close()
+            self.contract = None
 
 
 __all__ = ["DEMO_FEEDS", "DemoFeed", "IotDemo", "IotStats"]

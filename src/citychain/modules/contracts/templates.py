@@ -118,7 +118,8 @@ def _build_street_lighting(values: Mapping[str, Any]) -> dict[str, Any]:
         milestones.append({
             "name": f"district-{district}", "condition": condition,
             "amount": values["amount_per_district"], "deadline": values["deadline"],
-            "hold": values["hold_days"] * DAY, "max_feed_age": values["max_feed_age"],
+            "hold": values["hold_seconds"] or values["hold_days"] * DAY,
+            "max_feed_age": values["max_feed_age"],
             "on_miss": "penalty" if values["penalty"] else "refund",
             "penalty": values["penalty"]})
     return {"title": values["title"], "denom": values["denom"],
@@ -142,6 +143,8 @@ STREET_LIGHTING = Template(
      TemplateParam("amount_per_district", int, "what each district releases (minor units)"),
      TemplateParam("deadline", int, "UNIX seconds by which each district must be released"),
      TemplateParam("hold_days", int, "days the feed must show enough working lights", 7),
+     TemplateParam("hold_seconds", int, "the hold in seconds instead (tests, demos); 0: use "
+                   "hold_days", 0),
      TemplateParam("max_feed_age", int, "seconds after which a feed value is stale", 3_600),
      TemplateParam("penalty", int, "paid to the city from the bond per missed district (0: "
                    "refund only)", 0),
