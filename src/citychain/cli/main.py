@@ -9,6 +9,7 @@ import typer
 from citychain import __version__
 from citychain.cli import (
     api_cmd,
+    contracts_cmd,
     demo_cmd,
     init_cmd,
     iot_cmd,
@@ -71,4 +72,5 @@ app.command("demo")(demo_cmd.demo)
 app.command("api")(api_cmd.api)
 app.add_typer(testnet.app, name="testnet")
 app.add_typer(iot_cmd.app, name="iot")
+app.add_typer(contracts_cmd.app, name="contracts")
 app.command("sim")(sim_cmd.sim)
