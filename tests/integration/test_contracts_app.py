@@ -6,10 +6,13 @@ bank's supply invariant is checked after every scenario."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from citychain.app.types import RequestFinalizeBlock, TxResult
 from citychain.client.verify import ProvenView, verify_reads
@@ -18,6 +21,7 @@ from citychain.core.crypto import PrivateKey
 from citychain.core.events import Event
 from citychain.core.messages import Msg
 from citychain.modules.bank import api as bank
+from citychain.modules.contracts import state as contracts_state
 from citychain.modules.contracts.errors import (
     AlreadySignedError,
     AmendmentInvalidError,
@@ -27,6 +31,7 @@ from citychain.modules.contracts.errors import (
     FundingExceededError,
     NotPartyError,
 )
+from citychain.modules.contracts.handlers import ESCROW_OWNER, remaining_liability
 from citychain.modules.contracts.messages import (
     MsgApproveAmendment,
     MsgAttestMilestone,
@@ -624,3 +629,105 @@ def test_genesis_export_then_init_gives_the_same_state(city: City) -> None:
     fresh.app.commit()
     assert fresh.app.export_genesis()["contracts"] == exported["contracts"]
     city.check_supply()
+
+
+# ------------------------------------------------------------------------ invariants
+
+ACTIONS = st.one_of(
+    st.tuples(st.just("fund"), st.integers(0, 2), st.sampled_from([0, 0, 1, 777])),
+    st.tuples(st.just("bond"), st.integers(0, 2), st.integers(1, 400)),
+    st.tuples(st.just("sign"), st.integers(0, 2), st.integers(0, 2)),
+    st.tuples(st.just("attest"), st.integers(0, 2), st.integers(0, 2)),
+    st.tuples(st.just("publish"), st.sampled_from([LIGHTS, METER]), st.integers(0, 400),
+              st.sampled_from([0, 0, 0, 7_200])),
+    st.tuples(st.just("jump"), st.sampled_from([10, 600, 3_600, DAY, 3 * DAY])),
+    st.tuples(st.just("amend"), st.integers(0, 2), st.integers(-500, 500)),
+    st.tuples(st.just("approve"), st.integers(0, 2), st.integers(0, 2)),
+    st.tuples(st.just("cancel"), st.integers(0, 8), st.integers(0, 2)),  # mostly no-ops
+)
+
+
+def check_escrow_covers_liability(city: City, contract_ids: list[int]) -> None:
+    view = city.runner.app.store.reader()
+    for contract_id in contract_ids:
+        record = contracts_state.get_state(view, contract_id)
+        terms = contracts_state.get_terms(view, contract_id)
+        assert record is not None and terms is not None
+        held = bank.get_escrow_balance(view, ESCROW_OWNER, f"c{contract_id}", terms.denom)
+        if record.status == "active":
+            assert held == remaining_liability(view, contract_id, terms), contract_id
+        elif record.status in ("completed", "cancelled"):
+            bond = bank.get_escrow_balance(view, ESCROW_OWNER, f"c{contract_id}.bond",
+                                           terms.denom)
+            assert (held, bond) == (0, 0), contract_id
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.booleans(), st.lists(ACTIONS, min_size=1, max_size=25))
+def test_random_activity_conserves_supply_and_escrow_matches_liability(
+        started: bool, actions: list[tuple[Any, ...]]) -> None:
+    city = City()
+    parties = (city.city, city.contractor, city.inspector)
+    contract_ids = [
+        city.create(city.lighting(hold_days=1, penalty=200, bond=300, deadline=city.now + 4 * DAY,
+                                  max_feed_age=2 * 3_600)),
+        city.create(PAY_PER_USE.terms({
+            "payer": city.city.did, "payee": city.contractor.did, "meter_feed": METER,
+            "unit_price": 7, "cap_per_period": 2_000, "period": DAY, "periods": 3,
+            "first_period_end": city.now + DAY, "check_every_blocks": 1})),
+        city.create(city.escrow(inspector=city.inspector.did, amount=1_500,
+                                deadline=city.now + 2 * DAY)),
+    ]
+    if started:  # every party signs and funds at once: the contracts start
+        txs = [city.tx(key, MsgSignContract(contract_id)) for contract_id in contract_ids
+               for key in parties[1:]]
+        txs += [city.tx(city.city, MsgFundContract(contract_id, need))
+                for contract_id, need in zip(contract_ids, (5_000, 6_000, 1_500), strict=True)]
+        txs.append(city.tx(city.contractor, MsgFundContract(contract_ids[0], 300)))
+        for result in city.run(*txs):
+            assert result.ok or result.codespace == "contracts"  # the escrow has no inspector
+    for action in actions:
+        kind = action[0]
+        txs: list[bytes] = []
+        if kind == "fund":  # 0: what is still needed, 1 or 777: that much
+            contract_id = contract_ids[action[1]]
+            answer = city.contract(contract_id)
+            amount = action[2] or max(1, answer["payer_total"] - answer["escrow"])
+            txs.append(city.tx(city.city, MsgFundContract(contract_id, amount)))
+        elif kind == "bond":
+            txs.append(city.tx(city.contractor, MsgFundContract(contract_ids[action[1]],
+                                                                action[2])))
+        elif kind == "sign":
+            txs.append(city.tx(parties[action[2]], MsgSignContract(contract_ids[action[1]])))
+        elif kind == "attest":
+            txs.append(city.tx(parties[action[2]],
+                               MsgAttestMilestone(contract_ids[action[1]], 0, "")))
+        elif kind == "publish":
+            txs.extend(city.publish_txs(action[1], action[2], age=action[3]))
+        elif kind == "jump":
+            city.jump(action[1])
+        elif kind == "amend":
+            contract_id = contract_ids[action[1]]
+            current = city.contract(contract_id)["milestones"][0]["terms"]
+            changed = {**current, "amount": max(1, current["amount"] + action[2]),
+                       "deadline": max(current["deadline"], city.now + 10) + 600}
+            del changed["feed_ids"]
+            txs.append(city.tx(city.contractor, MsgProposeAmendment(
+                contract_id, 0, json.dumps(changed), city.now + 2 * 3_600, "")))
+        elif kind == "approve":
+            contract_id = contract_ids[action[1]]
+            number = city.contract(contract_id)["amendments"]
+            approving = parties if action[2] == 0 else parties[action[2]:action[2] + 1]
+            txs.extend(city.tx(key, MsgApproveAmendment(contract_id, max(number, 1)))
+                       for key in approving)
+        elif action[1] < len(contract_ids):
+            txs.append(city.tx(parties[action[2]], MsgCancelContract(contract_ids[action[1]],
+                                                                      "")))
+        city.run(*txs)
+        city.check_supply()
+        check_escrow_covers_liability(city, contract_ids)
+    for _ in range(3):  # let time run out: everything settles, still sound
+        city.jump(3 * DAY)
+        city.runner.block()
+        city.check_supply()
+        check_escrow_covers_liability(city, contract_ids)
