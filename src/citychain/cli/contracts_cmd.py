@@ -507,9 +507,9 @@ def inspect(
     payout; closed milestones show their recorded outcome (--json: the raw answer)."""
     params: dict[str, Any] = {"contract_id": contract_id}
     if at_height is not None:
-        params["height"] = at_height
+        params["at_height"] = at_height
     if at_time is not None:
-        params["time"] = at_time
+        params["at_time"] = at_time
     found = chain.query(home, node, "/contracts/inspect", params)
     if found.value is None:
         raise CliError(f"no contract {contract_id} (height {found.height})")

@@ -42,9 +42,9 @@ MODULE = Module(
     query_params={
         "contract": (CONTRACT_ID,),
         "inspect": (CONTRACT_ID,
-                    QueryParam("height", int, description="judge as at this block height "
+                    QueryParam("at_height", int, description="judge as at this block height "
                                "(default: the contract's last check)", example=120),
-                    QueryParam("time", int, description="judge as at this block time, UNIX s "
+                    QueryParam("at_time", int, description="judge as at this block time, UNIX s "
                                "(default: the contract's last check)", example=1767229200)),
         "audit": (CONTRACT_ID,
                   QueryParam("after", int, description="list entries after this sequence "

@@ -67,24 +67,24 @@ def query_contract(view: ReadView, params: dict[str, Any]) -> dict[str, Any] | N
 
 
 def query_inspect(view: ReadView, params: dict[str, Any]) -> dict[str, Any] | None:
-    """Params: ``contract_id``, optional ``height`` and ``time`` (UNIX s; default: the contract's
-    last end-block check, or its creation). Judges every open milestone as end-block would at
-    that height and time, over the latest committed feed values: the outcome, why, the feed
-    values (with their heights) and attestations used, the hold time left and the payout.
+    """Params: ``contract_id``, optional ``at_height`` and ``at_time`` (UNIX s; default: the
+    contract's last end-block check, or its creation). Judges every open milestone as end-block
+    would at that height and time, over the latest committed feed values: the outcome, why, the
+    feed values (with their heights) and attestations used, the hold time left and the payout.
     Returns None when there is no such contract.
 
     Raises:
         InvalidQueryError: naming the parameter that is missing, unknown or malformed.
     """
-    check_query_params(params, required=("contract_id",), optional=("height", "time"))
+    check_query_params(params, required=("contract_id",), optional=("at_height", "at_time"))
     contract_id = _int_param(params, "contract_id", 0, 1, _MAX_ID)
     loaded = _load(view, contract_id)
     if loaded is None:
         return None
     contract, terms = loaded
-    height = _int_param(params, "height",
+    height = _int_param(params, "at_height",
                         contract.last_check_height or contract.created_height, 0, _MAX_ID)
-    time = _int_param(params, "time", contract.last_check_time or contract.created_time, 0,
+    time = _int_param(params, "at_time", contract.last_check_time or contract.created_time, 0,
                       MAX_TIME)
     milestones = []
     for index, milestone in enumerate(terms.milestones):
