@@ -588,6 +588,8 @@ def test_queries_contract_proven_audit_pages_and_by_party(city: City) -> None:
     rest = city.runner.query("/contracts/audit",
                              {"contract_id": first, "after": 1, "limit": 500})
     assert page["entries"] + rest["entries"] == trail and rest["next_after"] is None
+    last = city.runner.query("/contracts/audit", {"contract_id": first, "after": 2**32 - 1})
+    assert last["entries"] == []  # the largest 'after' allowed: nothing follows, no crash
 
     mine = city.runner.query("/contracts/by_party", {"party": city.contractor.did})
     assert [(c["contract_id"], c["status"], c["roles"]) for c in mine["contracts"]] == [

@@ -105,6 +105,8 @@ def set_audit_entry(view: StateView, contract_id: int, entry: AuditEntry) -> Non
 
 def iter_audit(view: ReadView, contract_id: int, after: int = -1) -> Iterator[AuditEntry]:
     """Yield the contract's audit entries in order, from sequence number ``after + 1``."""
+    if after + 1 >= 1 << (8 * keys.SEQ_WIDTH):
+        return  # no entry follows the largest sequence number a key can hold
     start = keys.audit_key(contract_id, after + 1)
     end = keys.audit_prefix(contract_id + 1)
     for key, data in view.iterate(start, end):
