@@ -464,6 +464,35 @@ def test_invalid_amendment_needing_more_than_the_escrow(city: City) -> None:
     assert city.contract(contract_id)["amendment"] is None
 
 
+def test_invalid_amendment_reusing_another_milestones_name(city: City) -> None:
+    contract_id = city.start(city.lighting(inspector="", districts=[
+        f"d7:{LIGHTS}:100", f"d8:{METER}:100"]), signers=(city.contractor,), amount=10_000)
+    changed = {**city.contract(contract_id)["milestones"][1]["terms"], "name": "district-d7"}
+    del changed["feed_ids"]
+    result = city.one(city.contractor, MsgProposeAmendment(contract_id, 1, json.dumps(changed),
+                                                           city.now + 100, ""))
+    assert_error(result, AmendmentInvalidError)
+    assert result.info.endswith("terms.name")
+    # So the exported state always imports again: its terms parse like new ones.
+    exported = city.runner.app.export_genesis()
+    fresh = build_app(MemoryStore())
+    request = replace(city.runner.genesis.init_chain_request(), app_state=exported)
+    assert fresh.init_chain(request).app_hash == city.runner.app_hash
+
+
+def test_invalid_amendment_overflowing_the_total(city: City) -> None:
+    big = 2**61
+    contract_id = city.create(city.lighting(inspector="", amount_per_district=big, districts=[
+        f"d7:{LIGHTS}:100", f"d8:{METER}:100"]))
+    # Each milestone alone may pay up to 2**63 - 1; together they may not.
+    changed = {**city.contract(contract_id)["milestones"][1]["terms"], "amount": 2**63 - 1}
+    del changed["feed_ids"]
+    result = city.one(city.contractor, MsgProposeAmendment(contract_id, 1, json.dumps(changed),
+                                                           city.now + 100, ""))
+    assert_error(result, AmendmentInvalidError)
+    assert result.info.endswith("terms.amount")
+
+
 def test_invalid_amendment_by_a_non_party(city: City) -> None:
     contract_id = three_party_escrow(city)
     deadline = city.contract(contract_id)["milestones"][0]["terms"]["deadline"]

@@ -50,6 +50,7 @@ from citychain.modules.contracts.types import (
     AMENDMENT_APPLIED,
     AMENDMENT_EXPIRED,
     AMENDMENT_OPEN,
+    MAX_AMOUNT,
     MILESTONE_CLOSED,
     NEW_MILESTONE,
     ON_MISS_PENALTY,
@@ -435,10 +436,19 @@ def _check_amendment(view: ReadView, contract: ContractState, terms: Terms, inde
     if record.periods_settled >= new.periods:
         raise AmendmentInvalidError(f"{record.periods_settled} periods are already settled; "
                                     f"periods must be more", field="terms.periods")
-    if contract.status != STATUS_ACTIVE:
-        return
+    # The amended terms must still be terms parse_terms accepts (genesis re-parses them).
+    if any(other.name == new.name for number, other in enumerate(terms.milestones)
+           if number != index):
+        raise AmendmentInvalidError(f"another milestone is already named {new.name!r}",
+                                    field="terms.name")
     milestones = list(terms.milestones)
     milestones[index] = new
+    total = sum(milestone.total for milestone in milestones)
+    if total > MAX_AMOUNT:
+        raise AmendmentInvalidError(f"the amended milestones pay {total} in total; at most "
+                                    f"{MAX_AMOUNT}", field="terms.amount")
+    if contract.status != STATUS_ACTIVE:
+        return
     needed = remaining_liability(view, contract.contract_id, replace(terms,
                                                                      milestones=tuple(milestones)))
     held = bank.get_escrow_balance(view, ESCROW_OWNER, escrow_id(contract.contract_id),
