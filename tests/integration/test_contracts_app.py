@@ -48,7 +48,11 @@ from citychain.modules.contracts.templates import (
     RECURRING_SERVICE,
     STREET_LIGHTING,
 )
-from citychain.modules.identity.messages import MsgGrantRole
+from citychain.modules.identity.messages import (
+    MsgGrantRole,
+    MsgReinstateIdentity,
+    MsgSuspendIdentity,
+)
 from citychain.modules.oracle.errors import NotFeedPublisherError, SourceBatchNotFoundError
 from citychain.modules.oracle.messages import (
     MsgAnchorBatch,
@@ -307,6 +311,34 @@ def test_plain_refund_after_a_missed_deadline(city: City) -> None:
     assert city.milestone(contract_id)["status"] == "missed"
     assert city.runner.balance(city.city) == before + 1_000
     assert city.contract(contract_id)["status"] == "completed"
+    city.check_supply()
+
+
+def test_payments_to_a_suspended_payee_wait_for_reinstatement(city: City) -> None:
+    contract_id = city.start(city.lighting(hold_days=0, inspector="", penalty=100, bond=500,
+                                           districts=[f"d7:{LIGHTS}:100", f"d8:{METER}:100"],
+                                           deadline=city.now + 600),
+                             signers=(city.contractor,), amount=10_000, bond=500)
+    city.ok(city.tx(city.cast.registrar, MsgSuspendIdentity(city.contractor.did, "case-3")))
+    city.publish(LIGHTS, 500)
+    record = city.milestone(contract_id)
+    assert (record["status"], record["outcome"]) == ("pending", "payment_failed")
+    assert record["detail"].startswith("bank/5")
+    assert city.contract(contract_id)["escrow"] == 10_000
+    count = len(city.audit(contract_id))
+    city.runner.block()  # the same failure is not recorded again
+    assert len(city.audit(contract_id)) == count
+    city.jump(600)  # both districts missed (d7 was never paid), each with its penalty;
+    city.runner.block()  # returning the rest of the bond waits for the payee
+    assert [e.get("amount") for e in city.events_of("penalty_paid")] == ["100", "100"]
+    assert city.milestone(contract_id, 0)["status"] == "missed"
+    answer = city.contract(contract_id)
+    assert (answer["status"], answer["escrow"], answer["bond"]) == ("active", 0, 300)
+    city.check_supply()
+    before = city.runner.balance(city.contractor)
+    city.ok(city.tx(city.cast.registrar, MsgReinstateIdentity(city.contractor.did)))
+    assert city.contract(contract_id)["status"] == "completed"
+    assert city.runner.balance(city.contractor) == before + 300
     city.check_supply()
 
 
