@@ -21,7 +21,7 @@ from citychain.api.metrics import GatewayMetrics
 from citychain.api.node import NodeAnswerError, NodeBackend, NodeUnavailableError
 from citychain.api.problems import Problem, install_handlers, problem_response
 from citychain.api.ratelimit import RateLimiter
-from citychain.api.routes import chain, queries, txs
+from citychain.api.routes import chain, contracts, queries, txs
 from citychain.core.module import Module
 
 __all__ = ["create_app"]
@@ -73,6 +73,7 @@ def create_app(settings: GatewaySettings | None = None, *,
     app.include_router(chain.router)
     app.include_router(txs.router)
     app.include_router(queries.build_router(gateway.modules))
+    app.include_router(contracts.router)
     app.include_router(events.router)
 
     @app.get("/metrics", tags=["chain"], summary="Prometheus metrics",

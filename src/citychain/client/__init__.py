@@ -10,6 +10,9 @@ Quick start (see docs/sdk.md)::
         client.submit(msg, wallet)
         client.balance(wallet.address, "ucity")  # proven against the trusted genesis
 
+Contracts (``Contracts(client)``, ``AsyncContracts(client)``): ``terms_from_template`` builds
+terms offline, ``create_contract`` submits them and returns the new id.
+
 The lower-level modules (``rpc``, ``verify``, ``cometbft``, ``network``) talk to a node's RPC
 directly; they stay importable by their module paths.
 """
@@ -28,6 +31,14 @@ from citychain.client.api import (
 )
 from citychain.client.builders import MessageBuilder, TxBuilder
 from citychain.client.cometbft import LightVerificationError
+from citychain.client.contracts import (
+    AsyncContracts,
+    Contracts,
+    CreatedContract,
+    contract_id_of,
+    create_contract,
+    terms_from_template,
+)
 from citychain.client.errors import (
     ApiError,
     CitychainError,
@@ -63,12 +74,15 @@ __all__ = [
     "AnchorMismatchError",
     "ApiError",
     "AsyncClient",
+    "AsyncContracts",
     "Block",
     "ChainEvent",
     "CitychainError",
     "Client",
     "CommitTimeoutError",
     "CommittedTx",
+    "Contracts",
+    "CreatedContract",
     "EventFilter",
     "GatewayUnavailableError",
     "InclusionProofError",
@@ -98,5 +112,8 @@ __all__ = [
     "VerifiedReading",
     "Wallet",
     "WalletError",
+    "contract_id_of",
+    "create_contract",
+    "terms_from_template",
     "verify_reading_answer",
 ]
