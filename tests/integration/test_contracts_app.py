@@ -14,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from citychain.app.genesis import Genesis
 from citychain.app.types import RequestFinalizeBlock, TxResult
 from citychain.client.verify import ProvenView, verify_reads
 from citychain.core import codec
@@ -63,7 +64,7 @@ from citychain.modules.oracle.messages import (
 from citychain.modules.oracle.types import compute_batch_id
 from citychain.node.assemble import build_app
 from citychain.store import MemoryStore
-from citychain.testing.chain import Cast, ChainRunner, memory_chain
+from citychain.testing.chain import Cast, ChainRunner, make_genesis, memory_chain
 from citychain.testing.checks import assert_error, assert_ok
 
 DAY = 86_400
@@ -77,9 +78,9 @@ class City:
     """A chain with a gateway and a street-light sensor registered and three feeds declared;
     the city pays, the contractor is paid, the inspector signs off."""
 
-    def __init__(self) -> None:
+    def __init__(self, genesis: Genesis | None = None) -> None:
         self.runner, self.cast = memory_chain(Cast.make(citizens=5, devices=2,
-                                                        prefix="contracts-app/"))
+                                                        prefix="contracts-app/"), genesis)
         self.city, self.contractor, self.inspector, self.outsider, self.spare = (
             self.cast.citizens)
         self.gateway, self.sensor = self.cast.devices
@@ -339,6 +340,24 @@ def test_payments_to_a_suspended_payee_wait_for_reinstatement(city: City) -> Non
     city.ok(city.tx(city.cast.registrar, MsgReinstateIdentity(city.contractor.did)))
     assert city.contract(contract_id)["status"] == "completed"
     assert city.runner.balance(city.contractor) == before + 300
+    city.check_supply()
+
+
+def test_due_contracts_beyond_the_block_limit_wait_for_the_next_block() -> None:
+    cast = Cast.make(citizens=5, devices=2, prefix="contracts-app/")
+    value = make_genesis(cast).to_json_value()
+    value["app_state"]["contracts"] = {"params": {"max_due_per_block": 1}}
+    city = City(Genesis.from_json_value(value))
+    assert city.runner.query("/contracts/params")["max_due_per_block"] == 1
+    ids = [city.create(city.escrow(condition="true")) for _ in range(3)]
+    city.ok(*(city.tx(city.contractor, MsgSignContract(i)) for i in ids),
+            *(city.tx(city.city, MsgFundContract(i, 1_000)) for i in ids))
+    statuses = []
+    for _ in range(3):  # all three due in the same block: one per block, oldest first
+        statuses.append([city.contract(i)["status"] for i in ids])
+        city.runner.block()
+    assert statuses == [["completed", "active", "active"], ["completed", "completed", "active"],
+                        ["completed", "completed", "completed"]]
     city.check_supply()
 
 
