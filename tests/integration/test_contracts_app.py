@@ -24,13 +24,21 @@ from citychain.core.messages import Msg
 from citychain.modules.bank import api as bank
 from citychain.modules.contracts import state as contracts_state
 from citychain.modules.contracts.errors import (
+    AlreadyAttestedError,
     AlreadySignedError,
     AmendmentInvalidError,
     AmendmentNotFoundError,
+    AmendmentOpenError,
     ConditionInvalidError,
+    ContractLimitExceededError,
+    ContractNotFoundError,
     ContractStatusError,
+    DeadlineInvalidError,
+    DenomNotFoundError,
     FundingExceededError,
+    MilestoneNotFoundError,
     NotPartyError,
+    PartyInvalidError,
 )
 from citychain.modules.contracts.handlers import ESCROW_OWNER, remaining_liability
 from citychain.modules.contracts.messages import (
@@ -594,6 +602,73 @@ def test_cancel_refunds_every_deposit(city: City) -> None:
     assert city.contract(contract_id)["status"] == "cancelled"
     assert_error(city.one(city.city, MsgFundContract(contract_id, 1)), ContractStatusError)
     city.check_supply()
+
+
+def test_invalid_create_non_party_unknown_identity_denom_and_past_deadline(city: City) -> None:
+    assert_error(city.one(city.outsider, MsgCreateContract(city.escrow())), NotPartyError)
+    stranger = city.escrow(payee=city.cast.newcomer.did)
+    result = city.one(city.city, MsgCreateContract(stranger))
+    assert_error(result, PartyInvalidError)
+    assert result.info.endswith("terms.parties[1].did")
+    result = city.one(city.city, MsgCreateContract(city.escrow(denom="ueuro")))
+    assert_error(result, DenomNotFoundError)
+    result = city.one(city.city, MsgCreateContract(city.escrow(deadline=city.now)))
+    assert_error(result, DeadlineInvalidError)
+    assert result.info.endswith("terms.milestones[0].deadline")
+    assert city.runner.query("/contracts/by_party", {"party": city.city.did})["contracts"] == []
+
+
+def test_invalid_attestations(city: City) -> None:
+    assert_error(city.one(city.city, MsgAttestMilestone(7, 0, "")), ContractNotFoundError)
+    contract_id = city.create(city.escrow(inspector=city.inspector.did))
+    assert_error(city.one(city.city, MsgAttestMilestone(contract_id, 0, "")),
+                 ContractStatusError)  # not active yet
+    city.ok(city.tx(city.contractor, MsgSignContract(contract_id)),
+            city.tx(city.inspector, MsgSignContract(contract_id)),
+            city.tx(city.city, MsgFundContract(contract_id, 1_000)))
+    assert_error(city.one(city.inspector, MsgAttestMilestone(contract_id, 1, "")),
+                 MilestoneNotFoundError)
+    assert_error(city.one(city.outsider, MsgAttestMilestone(contract_id, 0, "")),
+                 NotPartyError)
+    city.ok(city.tx(city.inspector, MsgAttestMilestone(contract_id, 0, "cd" * 32)))
+    assert_error(city.one(city.inspector, MsgAttestMilestone(contract_id, 0, "")),
+                 AlreadyAttestedError)
+    city.ok(city.tx(city.city, MsgAttestMilestone(contract_id, 0, "")))  # releases
+    assert city.milestone(contract_id)["status"] == "released"
+    assert_error(city.one(city.contractor, MsgAttestMilestone(contract_id, 0, "")),
+                 ContractStatusError)  # completed
+
+
+def test_invalid_second_amendment_while_one_is_open(city: City) -> None:
+    contract_id = three_party_escrow(city)
+    deadline = city.contract(contract_id)["milestones"][0]["terms"]["deadline"]
+    city.ok(city.tx(city.contractor, amendment(city, contract_id, deadline=deadline + 5)))
+    assert_error(city.one(city.city, amendment(city, contract_id, deadline=deadline + 9)),
+                 AmendmentOpenError)
+    assert_error(city.one(city.city, MsgApproveAmendment(contract_id, 2)),
+                 AmendmentNotFoundError)
+    city.jump(300)  # once the first expired, a new one may be proposed
+    city.ok(city.tx(city.city, amendment(city, contract_id, deadline=deadline + 9)))
+    assert city.contract(contract_id)["amendment"]["number"] == 2
+    result = city.one(city.inspector, amendment(city, contract_id, deadline=deadline,
+                                                expires=city.now))
+    assert_error(result, DeadlineInvalidError)
+    assert result.info.endswith("expires")
+
+
+def test_invalid_contract_beyond_the_params_limits() -> None:
+    cast = Cast.make(citizens=5, devices=2, prefix="contracts-app/")
+    value = make_genesis(cast).to_json_value()
+    value["app_state"]["contracts"] = {"params": {"max_milestones": 1, "max_periods": 2}}
+    city = City(Genesis.from_json_value(value))
+    two = city.lighting(districts=[f"d7:{LIGHTS}:1", f"d8:{LIGHTS}:2"])
+    assert_error(city.one(city.city, MsgCreateContract(two)), ContractLimitExceededError)
+    three = RECURRING_SERVICE.terms({
+        "payer": city.city.did, "payee": city.contractor.did, "rounds_feed": ROUNDS,
+        "amount_per_period": 7, "periods": 3, "first_period_end": city.now + 100})
+    result = city.one(city.city, MsgCreateContract(three))
+    assert_error(result, ContractLimitExceededError)
+    assert result.info.endswith("terms.milestones[0].periods")
 
 
 # ------------------------------------------------------------ pay per use, recurring
