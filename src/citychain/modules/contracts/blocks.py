@@ -230,6 +230,8 @@ def _complete(view: StateView, block: BlockContext, trail: Trail, contract: Cont
 
 def _expire_amendment(view: StateView, block: BlockContext, trail: Trail,
                       contract: ContractState, terms: Terms) -> None:
+    if not contract.amendments:  # numbered from 1: none was ever proposed, skip the read
+        return
     amendment = state.get_amendment(view, contract.contract_id, contract.amendments)
     if (amendment is not None and amendment.status == AMENDMENT_OPEN
             and amendment.expires <= block.time_s):
