@@ -703,6 +703,26 @@ def test_pay_per_use_clamps_to_the_cap_and_refunds_the_rest(city: City) -> None:
     city.check_supply()
 
 
+def test_pay_per_use_bills_a_reading_only_in_its_own_period(city: City) -> None:
+    """Periods judged late (a stalled chain, a long check interval) must not all be billed
+    with one later reading: a value counts only for the period its window ends in."""
+    terms = PAY_PER_USE.terms({"payer": city.city.did, "payee": city.contractor.did,
+                               "meter_feed": METER, "unit_price": 1, "cap_per_period": 1_000,
+                               "period": 100, "periods": 3, "first_period_end": city.now + 100,
+                               "check_every_blocks": 1})
+    contract_id = city.start(terms, signers=(city.contractor,), amount=3_000)
+    payee_before = city.runner.balance(city.contractor)
+    city.jump(250)  # into the third period with no reading at all
+    city.publish(METER, 400)  # the third period's reading; periods 0 and 1 are judged now
+    city.runner.block()
+    city.jump(100)
+    city.runner.block()
+    record = city.milestone(contract_id)
+    assert (record["status"], record["paid"], record["refunded"]) == ("settled", 400, 2_600)
+    assert city.runner.balance(city.contractor) == payee_before + 400
+    city.check_supply()
+
+
 def test_recurring_service_pays_when_enough_rounds(city: City) -> None:
     terms = RECURRING_SERVICE.terms({
         "payer": city.city.did, "payee": city.contractor.did, "rounds_feed": ROUNDS,

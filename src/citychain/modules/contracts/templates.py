@@ -98,7 +98,9 @@ def _feed(feed_id: str) -> str:
 
 
 def _fresh_in_period(feed_id: str) -> str:
-    return f"{_feed(feed_id)}.window_end > milestone.period_start"
+    # Bounded on both sides: a period judged late must not be paid with a later period's value.
+    return (f"{_feed(feed_id)}.window_end > milestone.period_start && "
+            f"{_feed(feed_id)}.window_end <= milestone.period_end")
 
 
 # ------------------------------------------------------------------ ppp street lighting
