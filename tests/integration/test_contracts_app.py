@@ -799,6 +799,10 @@ def test_genesis_export_then_init_gives_the_same_state(city: City) -> None:
     deadline = city.contract(1)["milestones"][0]["terms"]["deadline"]
     city.ok(city.tx(city.contractor, amendment(city, 1, deadline=deadline + 10)))
 
+    for contract_id in (1, 2, 3, 4):  # open amendment, released, holding, proposed: proven
+        assert proven(city.runner, "contract", {"contract_id": contract_id}) == city.contract(
+            contract_id)
+    assert proven(city.runner, "contract", {"contract_id": 1})["amendment"]["number"] == 1
     exported = city.runner.app.export_genesis()
     assert [c["contract_id"] for c in exported["contracts"]["contracts"]] == [1, 2, 3, 4]
     request = replace(city.runner.genesis.init_chain_request(), app_state=exported)
