@@ -6,7 +6,10 @@ bank's supply invariant is checked after every scenario."""
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import json
+from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -18,7 +21,9 @@ from citychain.app.genesis import Genesis
 from citychain.app.types import RequestFinalizeBlock, TxResult
 from citychain.client.verify import ProvenView, verify_reads
 from citychain.core import codec
+from citychain.core.context import BlockContext
 from citychain.core.crypto import PrivateKey
+from citychain.core.errors import InvalidGenesisError
 from citychain.core.events import Event
 from citychain.core.messages import Msg
 from citychain.modules.bank import api as bank
@@ -41,6 +46,7 @@ from citychain.modules.contracts.errors import (
     PartyInvalidError,
 )
 from citychain.modules.contracts.events import EVENT_TYPES
+from citychain.modules.contracts.genesis import init_genesis
 from citychain.modules.contracts.handlers import ESCROW_OWNER, remaining_liability
 from citychain.modules.contracts.messages import (
     MsgApproveAmendment,
@@ -925,3 +931,68 @@ def test_random_activity_conserves_supply_and_escrow_matches_liability(
                    if e.type in EVENT_TYPES and e.get("contract_id") == str(contract_id)]
         assert [(entry["type"], entry["attributes"]) for entry in city.audit(contract_id)] == (
             emitted)
+
+
+def exported_section(city: City) -> dict[str, Any]:
+    """A contracts section with an attestation, an open amendment and audit entries."""
+    contract_id = three_party_escrow(city)
+    city.ok(city.tx(city.inspector, MsgAttestMilestone(contract_id, 0, "")))
+    deadline = city.contract(contract_id)["milestones"][0]["terms"]["deadline"]
+    city.ok(city.tx(city.contractor, amendment(city, contract_id, deadline=deadline + 10)))
+    section: dict[str, Any] = city.runner.app.export_genesis()["contracts"]
+    return section
+
+
+def init_contracts(section: Any) -> None:
+    init_genesis(MemoryStore().begin(), BlockContext("contracts-genesis", 0, 0), section)
+
+
+@pytest.mark.parametrize(("where", "value", "field"), [
+    (("state", "next_check_height"), -1, "state.next_check_height"),
+    (("state", "next_check_height"), "x", "state.next_check_height"),
+    (("state", "status"), "paused", "state.status"),
+    (("state", "creator"), "did:city:nobody", "state.creator"),
+    (("state", "signed"), ["mayor"], "state.signed"),
+    (("milestones", 0, "status"), "paid", "milestones[0].status"),
+    (("milestones", 0, "paid"), "5", "milestones[0].paid"),
+    (("amendments", 0, "number"), None, "amendments[0].number"),
+    (("amendments", 0, "number"), 2, "amendments[0].number"),
+    (("amendments", 0, "proposer"), None, "amendments[0].proposer"),
+    (("amendments", 0, "milestone"), 3, "amendments[0].milestone"),
+    (("amendments", 0, "status"), "done", "amendments[0].status"),
+    (("amendments", 0, "terms", "amount"), "1000", "amendments[0].terms.amount"),
+    (("audit", 0, "height"), -5, "audit[0].height"),
+])
+def test_invalid_genesis_records_are_refused_naming_the_field(
+        city: City, where: tuple[Any, ...], value: Any, field: str) -> None:
+    section = exported_section(city)
+    init_contracts(copy.deepcopy(section))  # the export itself loads
+    target = section["contracts"][0]
+    for key in where[:-1]:
+        target = target[key]
+    target[where[-1]] = value
+    with pytest.raises(InvalidGenesisError) as caught:
+        init_contracts(section)
+    assert caught.value.field == f"app_state.contracts.contracts[0].{field}"
+
+
+def test_junk_anywhere_in_the_genesis_section_is_an_invalid_genesis_error(city: City) -> None:
+    """Malformed values never escape as TypeError/ValueError (which would stop the node)."""
+    section = exported_section(city)
+
+    def paths(value: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
+        yield path
+        items = (value.items() if isinstance(value, dict)
+                 else enumerate(value) if isinstance(value, list) else ())
+        for key, item in items:
+            yield from paths(item, (*path, key))
+
+    for path in list(paths(section))[1:]:
+        for junk in (None, "x", -1, 2**64, [], {}, True, [[1]]):
+            changed = copy.deepcopy(section)
+            target = changed
+            for key in path[:-1]:
+                target = target[key]
+            target[path[-1]] = junk
+            with contextlib.suppress(InvalidGenesisError):
+                init_contracts(changed)

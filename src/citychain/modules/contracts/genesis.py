@@ -20,6 +20,8 @@ the end-block schedule and the party index are rebuilt from the records.
 from __future__ import annotations
 
 import json
+import re
+from dataclasses import fields
 from typing import Any
 
 from citychain.core import codec
@@ -29,8 +31,19 @@ from citychain.core.genesis_fields import check_fields, genesis_integer, genesis
 from citychain.core.state import ReadView, StateView
 from citychain.modules.contracts import state
 from citychain.modules.contracts.params import Params
-from citychain.modules.contracts.terms import parse_terms
+from citychain.modules.contracts.terms import parse_milestone, parse_terms
 from citychain.modules.contracts.types import (
+    AMENDMENT_APPLIED,
+    AMENDMENT_EXPIRED,
+    AMENDMENT_OPEN,
+    MILESTONE_MISSED,
+    MILESTONE_PENDING,
+    MILESTONE_RELEASED,
+    MILESTONE_SETTLED,
+    STATUS_ACTIVE,
+    STATUS_CANCELLED,
+    STATUS_COMPLETED,
+    STATUS_PROPOSED,
     Amendment,
     Attestation,
     AuditEntry,
@@ -42,6 +55,10 @@ from citychain.modules.contracts.types import (
 SECTION_PATH = "app_state.contracts"
 _CONTRACT_FIELDS = ("amendments", "attestations", "audit", "contract_id", "milestones", "state",
                     "terms")
+_STATUSES = (STATUS_PROPOSED, STATUS_ACTIVE, STATUS_COMPLETED, STATUS_CANCELLED)
+_MILESTONE_STATUSES = (MILESTONE_PENDING, MILESTONE_RELEASED, MILESTONE_MISSED, MILESTONE_SETTLED)
+_AMENDMENT_STATUSES = (AMENDMENT_OPEN, AMENDMENT_APPLIED, AMENDMENT_EXPIRED)
+_ADDRESS = re.compile(r"[0-9a-f]{40}")
 _Loaded = tuple[Terms, ContractState, list[MilestoneState],
                 list[tuple[int, int, Attestation]], list[Amendment], list[AuditEntry]]
 
@@ -177,10 +194,87 @@ def _parse_contract(raw: dict[str, Any], contract_id: int, params: Params,
     audit = [_decode(lambda item=item, seq=seq: AuditEntry.from_bytes(seq, codec.encode(item)),
                      f"{path}.audit[{seq}]")
              for seq, item in enumerate(genesis_list(raw, "audit", path))]
+    _check_records(terms, record, milestones, attestations, amendments, audit, params, path)
     if record.audit_count != len(audit):
         raise InvalidGenesisError(f"{path}.state.audit_count must equal the audit entries",
                                   field=f"{path}.state.audit_count")
     return terms, record, milestones, attestations, amendments, audit
+
+
+def _check_records(terms: Terms, record: ContractState, milestones: list[MilestoneState],
+                   attestations: list[tuple[int, int, Attestation]], amendments: list[Amendment],
+                   audit: list[AuditEntry], params: Params, path: str) -> None:
+    """Refuse records whose fields do not have their declared types and vocabularies, so that
+    nothing malformed reaches a store key or end-block (where it would stop the chain).
+
+    Raises:
+        InvalidGenesisError: naming the field.
+    """
+    _check_shape(record, f"{path}.state")
+    _check_choice(record.status, _STATUSES, f"{path}.state.status")
+    if _ADDRESS.fullmatch(record.creator) is None:
+        raise InvalidGenesisError(f"{path}.state.creator must be an address",
+                                  field=f"{path}.state.creator")
+    roles = tuple(party.role for party in terms.parties)
+    for role in record.signed:
+        _check_choice(role, roles, f"{path}.state.signed")
+    for index, milestone in enumerate(milestones):
+        _check_shape(milestone, f"{path}.milestones[{index}]")
+        _check_choice(milestone.status, _MILESTONE_STATUSES,
+                      f"{path}.milestones[{index}].status")
+    for index, (_, _, attestation) in enumerate(attestations):
+        _check_shape(attestation, f"{path}.attestations[{index}]")
+    numbers: set[int] = set()
+    for index, amendment in enumerate(amendments):
+        where = f"{path}.amendments[{index}]"
+        _check_shape(amendment, where)
+        genesis_integer(amendment.number, f"{where}.number", 1, record.amendments)
+        if amendment.number in numbers:
+            raise InvalidGenesisError(f"{where}.number repeats amendment {amendment.number}",
+                                      field=f"{where}.number")
+        numbers.add(amendment.number)
+        genesis_integer(amendment.milestone, f"{where}.milestone", 0, len(terms.milestones) - 1)
+        if not terms.roles_of(amendment.proposer):
+            raise InvalidGenesisError(f"{where}.proposer must be a party's address",
+                                      field=f"{where}.proposer")
+        _check_choice(amendment.status, _AMENDMENT_STATUSES, f"{where}.status")
+        for role in amendment.approvals:
+            _check_choice(role, roles, f"{where}.approvals")
+        value = amendment.terms.to_value()
+        del value["feed_ids"]
+        try:
+            parsed = parse_milestone(value, params.condition_limits(), f"{where}.terms")
+        except ChainError as error:
+            raise InvalidGenesisError(str(error), field=error.field or f"{where}.terms") from None
+        if parsed != amendment.terms:
+            raise InvalidGenesisError(f"{where}.terms.feed_ids must be the feeds the condition "
+                                      "reads", field=f"{where}.terms.feed_ids")
+    for index, entry in enumerate(audit):
+        _check_shape(entry, f"{path}.audit[{index}]")
+
+
+def _check_shape(record: Any, path: str) -> None:
+    for item in fields(record):
+        value = getattr(record, item.name)
+        where = f"{path}.{item.name}"
+        if item.type == "int":
+            genesis_integer(value, where, 0, 2**63 - 1)
+        elif item.type == "str":
+            if not isinstance(value, str):
+                raise InvalidGenesisError(f"{where} must be a string", field=where)
+        elif item.type == "tuple[str, ...]":
+            if not all(isinstance(part, str) for part in value):
+                raise InvalidGenesisError(f"{where} must be a list of strings", field=where)
+        elif item.type == "tuple[tuple[str, str], ...]" and not all(
+                isinstance(name, str) and isinstance(text, str) for name, text in value):
+            raise InvalidGenesisError(f"{where} must be a list of [name, value] strings",
+                                      field=where)
+
+
+def _check_choice(value: str, choices: tuple[str, ...], path: str) -> None:
+    if value not in choices:
+        raise InvalidGenesisError(f"{path} must be one of {', '.join(choices)}, got {value!r}",
+                                  field=path)
 
 
 def _decode(build: Any, path: str) -> Any:
