@@ -87,13 +87,17 @@ class ContractNet(NetworkProbe):
         return self.clients[index].call(method, **params)
 
     def send(self, index: int, signer: PrivateKey, *messages: Msg) -> int:
-        """Sign ``messages`` and commit them through node ``index``; return the block height."""
+        """Sign ``messages`` and commit them through node ``index``; return the block height
+        once every node has gone past it (so a query to any node sees the tx)."""
         sequence = self.sequences.get(signer.address, 0)
         answer = self.clients[index].broadcast(build_tx(signer, CHAIN_ID, sequence, *messages))
         assert answer["check_tx"]["code"] == 0, answer
         assert answer["tx_result"].get("code", 0) == 0, answer
         self.sequences[signer.address] = sequence + 1
-        return int(answer["height"])
+        height = int(answer["height"])
+        for node in range(len(self.clients)):
+            self.wait_height(node, height + 1)
+        return height
 
     def block_time(self, index: int) -> int:
         """The latest block's time on node ``index``, in UNIX seconds."""
