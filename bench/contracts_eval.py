@@ -291,7 +291,8 @@ def _count_checked(store: Any, contracts: int, height: int) -> int:
     for contract_id in range(1, contracts + 1):
         record = state.get_state(reader, contract_id)
         milestone = state.get_milestone(reader, contract_id, 0)
-        if record is None or milestone is None or record.last_check_height != height:
+        if (record is None or milestone is None
+                or state.get_schedule(reader, contract_id).last_check_height != height):
             continue
         if record.status != "active" or milestone.outcome != "met":
             raise RuntimeError(f"contract {contract_id}: {record.status}, {milestone.outcome}")

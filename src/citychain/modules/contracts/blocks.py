@@ -18,7 +18,7 @@ from citychain.core.events import Event
 from citychain.core.state import StateView
 from citychain.modules.bank import api as bank
 from citychain.modules.contracts import events, state
-from citychain.modules.contracts.evaluation import MilestoneCheck, check_milestone
+from citychain.modules.contracts.evaluation import FeedCache, MilestoneCheck, check_milestone
 from citychain.modules.contracts.handlers import (
     ESCROW_OWNER,
     expire_amendment,
@@ -40,6 +40,7 @@ from citychain.modules.contracts.types import (
     ContractState,
     MilestoneState,
     MilestoneTerms,
+    Schedule,
     Terms,
     bond_escrow_id,
     escrow_id,
@@ -51,19 +52,20 @@ def process_end_block(view: StateView, block: BlockContext) -> list[Event]:
     """Judge every contract due at this height (bounded by params); return the events."""
     limit = state.get_params(view).max_due_per_block
     found: list[Event] = []
+    feeds: FeedCache = {}  # contracts never write feeds: read each once per block
     for due_height, contract_id in list(islice(state.iter_due(view, block.height), limit)):
         state.delete_due(view, due_height, contract_id)
         contract = state.get_state(view, contract_id)
         terms = state.get_terms(view, contract_id)
         if (contract is None or terms is None or contract.status != STATUS_ACTIVE
-                or contract.next_check_height != due_height):
+                or state.get_schedule(view, contract_id).next_check_height != due_height):
             continue  # a stale entry: the contract was closed or rescheduled
-        process_contract(view, block, contract, terms, found)
+        process_contract(view, block, contract, terms, found, feeds)
     return found
 
 
 def process_contract(view: StateView, block: BlockContext, contract: ContractState,
-                     terms: Terms, found: list[Event]) -> None:
+                     terms: Terms, found: list[Event], feeds: FeedCache | None = None) -> None:
     """Judge every open milestone of an active contract, settle what is due, close the contract
     when nothing is left open, otherwise schedule its next check."""
     trail = Trail(view, block, contract.contract_id, contract.audit_count, found.append)
@@ -74,27 +76,33 @@ def process_contract(view: StateView, block: BlockContext, contract: ContractSta
         if record.status in MILESTONE_CLOSED:
             continue
         updated = _settle_in_branch(view, block, trail, contract, terms, index, milestone,
-                                    record)
+                                    record, feeds)
         if updated != record:
             state.set_milestone(view, contract.contract_id, index, updated)
         still_open = still_open or updated.status not in MILESTONE_CLOSED
-    contract = replace(contract, last_check_height=block.height, last_check_time=block.time_s)
-    if still_open:
-        next_height = block.height + terms.check_every_blocks
-        state.set_due(view, next_height, contract.contract_id)
-        contract = replace(contract, next_check_height=next_height)
-    else:
+    before = contract
+    next_height = block.height + terms.check_every_blocks
+    if not still_open:
         contract = _complete(view, block, trail, contract, terms, found)
-    state.set_state(view, replace(contract, audit_count=trail.count))
+        if contract.status == STATUS_COMPLETED:
+            next_height = 0
+    if next_height:
+        state.set_due(view, next_height, contract.contract_id)
+    state.set_schedule(view, contract.contract_id,
+                       Schedule(next_height, block.height, block.time_s))
+    if contract != before or trail.count != before.audit_count:
+        state.set_state(view, replace(contract, audit_count=trail.count))
 
 
 def _settle_in_branch(view: StateView, block: BlockContext, trail: Trail,
                       contract: ContractState, terms: Terms, index: int,
-                      milestone: MilestoneTerms, record: MilestoneState) -> MilestoneState:
+                      milestone: MilestoneTerms, record: MilestoneState,
+                      feeds: FeedCache | None) -> MilestoneState:
     branch = view.branch()
     pending: list[Event] = []
     try:
-        updated = _settle(branch, block, contract, terms, index, milestone, record, pending)
+        updated = _settle(branch, block, contract, terms, index, milestone, record, pending,
+                          feeds)
     except ChainError as error:
         detail = f"{error.codespace}/{error.code}: {error.message}"[:MAX_DETAIL]
         if record.outcome == OUTCOME_PAYMENT_FAILED and record.detail == detail:
@@ -115,12 +123,13 @@ def _settle_in_branch(view: StateView, block: BlockContext, trail: Trail,
 
 def _settle(view: StateView, block: BlockContext, contract: ContractState, terms: Terms,
             index: int, milestone: MilestoneTerms, record: MilestoneState,
-            pending: list[Event]) -> MilestoneState:
+            pending: list[Event], feeds: FeedCache | None) -> MilestoneState:
     now = block.time_s
     if milestone.recurring:
         if now < milestone.period_end(record.periods_settled):
             return record
-        check = check_milestone(view, contract, index, milestone, record, block.height, now)
+        check = check_milestone(view, contract, index, milestone, record, block.height, now,
+                                feeds)
         if check.met:
             record = _release(view, contract, terms, index, milestone, record, check, pending)
         else:
@@ -133,7 +142,8 @@ def _settle(view: StateView, block: BlockContext, contract: ContractState, terms
                                f"the deadline {milestone.deadline} passed", 0, (), ())
         return replace(_miss(view, contract, terms, index, milestone, record, check, pending),
                        status=MILESTONE_MISSED)
-    check = check_milestone(view, contract, index, milestone, record, block.height, now)
+    check = check_milestone(view, contract, index, milestone, record, block.height, now,
+                                feeds)
     if not check.met:
         if record.outcome != check.outcome or record.detail != check.detail or record.met_since:
             pending.append(events.milestone_evaluated(contract.contract_id, index, 0,
@@ -211,21 +221,25 @@ def _complete(view: StateView, block: BlockContext, trail: Trail, contract: Cont
     records = [state.get_milestone(view, contract.contract_id, index) or NEW_MILESTONE
                for index in range(len(terms.milestones))]
     branch = view.branch()
+    pending: list[Event] = []
+    # The refunds' audit entries go into the same branch as the payments, so a refusal leaves
+    # neither behind.
+    branch_trail = Trail(branch, block, contract.contract_id, trail.count, pending.append)
     try:
-        refund, bond = refund_escrows(branch, trail, found.append, contract.contract_id, terms,
-                                      "completed")
+        refund, bond = refund_escrows(branch, branch_trail, pending.append,
+                                      contract.contract_id, terms, "completed")
     except ChainError:
-        # A party cannot be paid now (suspended); keep the contract open and try again later.
-        next_height = block.height + terms.check_every_blocks
-        state.set_due(view, next_height, contract.contract_id)
-        return replace(contract, next_check_height=next_height)
+        # A party cannot be paid now (suspended): the contract stays active and is judged
+        # again at its next check.
+        return contract
     branch.write()
+    trail.count = branch_trail.count
+    found.extend(pending)
     trail.add(events.contract_completed(
         contract.contract_id, sum(record.paid for record in records),
         sum(record.refunded for record in records) + refund,
         sum(record.penalties for record in records), bond))
-    return replace(contract, status=STATUS_COMPLETED, closed_height=block.height,
-                   next_check_height=0)
+    return replace(contract, status=STATUS_COMPLETED, closed_height=block.height)
 
 
 def _expire_amendment(view: StateView, block: BlockContext, trail: Trail,

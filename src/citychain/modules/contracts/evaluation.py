@@ -4,7 +4,7 @@ The same function serves end-block (which acts on the result) and the ``inspect`
 only shows it), so what an auditor sees is what the chain does. Inputs are read through the
 oracle facade (the feeds' latest values) and this module's state (attestations); a feed that has
 no value, cites no anchored batch, or is older than the milestone's ``max_feed_age`` is never
-shown to the condition: the outcome names the feed instead.
+shown to the condition: unless the condition holds without it, the outcome names the feed.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from citychain.core.keyspace import text_part
 from citychain.core.state import ReadView
 from citychain.modules.contracts import state
 from citychain.modules.contracts.conditions import evaluate
@@ -23,13 +22,15 @@ from citychain.modules.contracts.types import (
     OUTCOME_FEED_UNANCHORED,
     OUTCOME_MET,
     OUTCOME_UNMET,
-    ROLES,
     Attestation,
     ContractState,
     MilestoneState,
     MilestoneTerms,
 )
 from citychain.modules.oracle import api as oracle
+from citychain.modules.oracle.api import FeedValue
+
+FeedCache = dict[str, "FeedValue | None"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,63 +71,71 @@ class MilestoneCheck:
 
 def check_milestone(view: ReadView, contract: ContractState, index: int,
                     milestone: MilestoneTerms, record: MilestoneState, height: int,
-                    time: int) -> MilestoneCheck:
+                    time: int, feed_cache: FeedCache | None = None) -> MilestoneCheck:
     """Judge milestone ``index`` of ``contract`` at block ``height`` and block time ``time``
-    (UNIX seconds). Never raises for bad data: every problem is an outcome."""
+    (UNIX seconds). Never raises for bad data: every problem is an outcome.
+
+    A feed that has no value, cites no anchored batch or is stale is left out of ``feeds``: a
+    condition that still holds without it (``... || "arbiter" in attestations``) is met; one that
+    does not takes the first such feed's problem as its outcome. ``feed_cache`` (feed id ->
+    latest value) lets end-block read each feed once per block; contracts never write feeds.
+    """
     period = record.periods_settled
-    attestations = _get_attestations(view, contract.contract_id, index, period)
-    feeds: list[FeedUse] = []
+    attestations = state.get_attestations(view, contract.contract_id, index, period)
+    seen: list[FeedUse] = []
+    usable: list[FeedUse] = []
+    problem: tuple[str, str] | None = None
     for feed_id in milestone.feed_ids:
-        value = oracle.get_feed_value(view, feed_id)
+        value = _feed_value(view, feed_id, feed_cache)
         if value is None:
-            return MilestoneCheck(period, OUTCOME_FEED_MISSING, f"feed {feed_id} has no value",
-                                  0, tuple(feeds), attestations)
+            problem = problem or (OUTCOME_FEED_MISSING, f"feed {feed_id} has no value")
+            continue
         window_end = value.window_end_ms // 1000
         use = FeedUse(feed_id, value.value, value.scale, value.window_start_ms // 1000,
                       window_end, value.height, time - window_end, len(value.source_batch_ids))
-        feeds.append(use)
+        seen.append(use)
         if use.sources == 0:
-            return MilestoneCheck(period, OUTCOME_FEED_UNANCHORED,
-                                  f"feed {feed_id}'s value cites no anchored batch", 0,
-                                  tuple(feeds), attestations)
-        if use.age > milestone.max_feed_age:
-            return MilestoneCheck(
-                period, OUTCOME_FEED_STALE,
-                f"feed {feed_id}'s value is {use.age} s old; at most {milestone.max_feed_age}",
-                0, tuple(feeds), attestations)
-    activation = _activation(contract, index, milestone, record, period, height, time, feeds,
+            problem = problem or (OUTCOME_FEED_UNANCHORED,
+                                  f"feed {feed_id}'s value cites no anchored batch")
+        elif use.age > milestone.max_feed_age:
+            problem = problem or (OUTCOME_FEED_STALE, f"feed {feed_id}'s value is {use.age} s "
+                                  f"old; at most {milestone.max_feed_age}")
+        else:
+            usable.append(use)
+    feeds = tuple(seen)
+    activation = _activation(contract, index, milestone, record, period, height, time, usable,
                              attestations)
     result = evaluate(milestone.condition, "bool", activation)
-    if not result.ok:
-        return MilestoneCheck(period, result.error_code, result.error[:MAX_DETAIL], 0,
-                              tuple(feeds), attestations)
-    if result.value is not True:
-        return MilestoneCheck(period, OUTCOME_UNMET, "the condition is false", 0, tuple(feeds),
+    if result.ok and result.value is True:
+        pass
+    elif problem is not None:
+        return MilestoneCheck(period, problem[0], problem[1], 0, feeds, attestations)
+    elif not result.ok:
+        return MilestoneCheck(period, result.error_code, result.error[:MAX_DETAIL], 0, feeds,
+                              attestations)
+    else:
+        return MilestoneCheck(period, OUTCOME_UNMET, "the condition is false", 0, feeds,
                               attestations)
     payout = milestone.amount
     if milestone.amount_expr:
         amount = evaluate(milestone.amount_expr, "int", activation)
         if not amount.ok or not isinstance(amount.value, int):
+            if problem is not None:
+                return MilestoneCheck(period, problem[0], problem[1], 0, feeds, attestations)
             return MilestoneCheck(period, amount.error_code or "type_error",
-                                  f"amount_expr: {amount.error}"[:MAX_DETAIL], 0, tuple(feeds),
+                                  f"amount_expr: {amount.error}"[:MAX_DETAIL], 0, feeds,
                                   attestations)
         payout = min(max(amount.value, 0), milestone.amount)
-    return MilestoneCheck(period, OUTCOME_MET, "the condition holds", payout, tuple(feeds),
+    return MilestoneCheck(period, OUTCOME_MET, "the condition holds", payout, feeds,
                           attestations)
 
 
-# Attestations are keyed by role (one length byte, then the name) and roles are ROLES only, so
-# reading each role's key in key order gives what a range scan of the period's prefix gives. A
-# range scan in end-block merges every write pending in the block's branch (sorted on each
-# call), which made judging D due contracts cost O(D^2 log D); point reads stay O(1) each.
-_ROLES_IN_KEY_ORDER = tuple(sorted(ROLES, key=text_part))
-
-
-def _get_attestations(view: ReadView, contract_id: int, index: int,
-                      period: int) -> tuple[Attestation, ...]:
-    found = (state.get_attestation(view, contract_id, index, period, role)
-             for role in _ROLES_IN_KEY_ORDER)
-    return tuple(item for item in found if item is not None)
+def _feed_value(view: ReadView, feed_id: str, cache: FeedCache | None) -> FeedValue | None:
+    if cache is None:
+        return oracle.get_feed_value(view, feed_id)
+    if feed_id not in cache:
+        cache[feed_id] = oracle.get_feed_value(view, feed_id)
+    return cache[feed_id]
 
 
 def _activation(contract: ContractState, index: int, milestone: MilestoneTerms,

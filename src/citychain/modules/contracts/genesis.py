@@ -40,6 +40,7 @@ from citychain.modules.contracts.types import (
     MILESTONE_PENDING,
     MILESTONE_RELEASED,
     MILESTONE_SETTLED,
+    NOT_SCHEDULED,
     STATUS_ACTIVE,
     STATUS_CANCELLED,
     STATUS_COMPLETED,
@@ -49,6 +50,7 @@ from citychain.modules.contracts.types import (
     AuditEntry,
     ContractState,
     MilestoneState,
+    Schedule,
     Terms,
 )
 
@@ -59,7 +61,7 @@ _STATUSES = (STATUS_PROPOSED, STATUS_ACTIVE, STATUS_COMPLETED, STATUS_CANCELLED)
 _MILESTONE_STATUSES = (MILESTONE_PENDING, MILESTONE_RELEASED, MILESTONE_MISSED, MILESTONE_SETTLED)
 _AMENDMENT_STATUSES = (AMENDMENT_OPEN, AMENDMENT_APPLIED, AMENDMENT_EXPIRED)
 _ADDRESS = re.compile(r"[0-9a-f]{40}")
-_Loaded = tuple[Terms, ContractState, list[MilestoneState],
+_Loaded = tuple[Terms, ContractState, Schedule, list[MilestoneState],
                 list[tuple[int, int, Attestation]], list[Amendment], list[AuditEntry]]
 
 
@@ -96,9 +98,12 @@ def init_genesis(view: StateView, block_ctx: BlockContext, section: Any) -> None
     state.set_params(view, params)
     state.set_next_id(view, next_id)
     for contract_id in sorted(loaded):
-        terms, record, milestones, attestations, amendments, audit = loaded[contract_id]
+        terms, record, schedule, milestones, attestations, amendments, audit = (
+            loaded[contract_id])
         state.set_terms(view, contract_id, terms)
         state.set_state(view, record)
+        if schedule != NOT_SCHEDULED:
+            state.set_schedule(view, contract_id, schedule)
         for index, milestone in enumerate(milestones):
             state.set_milestone(view, contract_id, index, milestone)
         for index, period, attestation in attestations:
@@ -109,8 +114,8 @@ def init_genesis(view: StateView, block_ctx: BlockContext, section: Any) -> None
             state.set_audit_entry(view, contract_id, entry)
         for party in terms.parties:
             state.set_party_index(view, party.address, contract_id)
-        if record.next_check_height:
-            state.set_due(view, record.next_check_height, contract_id)
+        if schedule.next_check_height:
+            state.set_due(view, schedule.next_check_height, contract_id)
 
 
 def export_genesis(view: ReadView) -> dict[str, Any]:
@@ -127,7 +132,7 @@ def export_genesis(view: ReadView) -> dict[str, Any]:
         for index, milestone in enumerate(milestones):
             settled = 0 if milestone is None else milestone.periods_settled
             for period in range(settled + 1):
-                for item in state.iter_attestations(view, contract_id, index, period):
+                for item in state.get_attestations(view, contract_id, index, period):
                     attestations.append({"milestone": index, "period": period,
                                          "role": item.role, **codec.decode(item.to_bytes())})
         amendments = [codec.decode(amendment.to_bytes())
@@ -137,7 +142,8 @@ def export_genesis(view: ReadView) -> dict[str, Any]:
         contracts.append({
             "contract_id": contract_id,
             "terms": terms.to_value(),
-            "state": record.to_value(),
+            "state": {**record.to_value(),
+                      **state.get_schedule(view, contract_id).to_value()},
             "milestones": [None if item is None else item.to_value() for item in milestones],
             "attestations": attestations,
             "amendments": amendments,
@@ -165,6 +171,11 @@ def _parse_contract(raw: dict[str, Any], contract_id: int, params: Params,
     record = _decode(lambda: ContractState.from_bytes(contract_id,
                                                       codec.encode(raw.get("state"))),
                      f"{path}.state")
+    state_value = raw.get("state")
+    schedule = Schedule(*(
+        genesis_integer(state_value.get(name, 0) if isinstance(state_value, dict) else 0,
+                        f"{path}.state.{name}", 0, 2**63 - 1)
+        for name in ("next_check_height", "last_check_height", "last_check_time")))
     milestone_values = genesis_list(raw, "milestones", path)
     if len(milestone_values) != len(terms.milestones):
         raise InvalidGenesisError(f"{path}.milestones must hold one state per milestone of the "
@@ -198,7 +209,7 @@ def _parse_contract(raw: dict[str, Any], contract_id: int, params: Params,
     if record.audit_count != len(audit):
         raise InvalidGenesisError(f"{path}.state.audit_count must equal the audit entries",
                                   field=f"{path}.state.audit_count")
-    return terms, record, milestones, attestations, amendments, audit
+    return terms, record, schedule, milestones, attestations, amendments, audit
 
 
 def _check_records(terms: Terms, record: ContractState, milestones: list[MilestoneState],

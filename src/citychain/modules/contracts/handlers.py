@@ -109,7 +109,7 @@ def handle_create_contract(view: StateView, ctx: TxContext, msg: MsgCreateContra
     for party in terms.parties:
         state.set_party_index(view, party.address, contract_id)
     contract = ContractState(contract_id, STATUS_PROPOSED, ctx.sender, ctx.height,
-                             ctx.block.time_s, roles, 0, 0, 0, 0, 0, 0, 0, 0)
+                             ctx.block.time_s, roles, 0, 0, 0, 0, 0)
     trail = Trail(view, ctx.block, contract_id, 0, ctx.emit)
     trail.add(events.contract_created(contract_id, identity.did_of(ctx.sender), terms.template,
                                       terms.denom, terms.payer_total, terms.bond,
@@ -213,7 +213,7 @@ def handle_attest_milestone(view: StateView, ctx: TxContext, msg: MsgAttestMiles
     trail = Trail(view, ctx.block, contract.contract_id, contract.audit_count, ctx.emit)
     trail.add(events.milestone_attested(contract.contract_id, msg.milestone, period,
                                         identity.did_of(ctx.sender), role, msg.evidence))
-    contract = schedule(view, contract, ctx.height)
+    schedule(view, contract.contract_id, ctx.height)
     state.set_state(view, replace(contract, audit_count=trail.count))
 
 
@@ -315,7 +315,7 @@ def handle_approve_amendment(view: StateView, ctx: TxContext, msg: MsgApproveAme
                                            amendment.milestone))
         if contract.status == STATUS_ACTIVE:
             _refund_excess(view, trail, ctx.emit, contract.contract_id, terms)
-            contract = schedule(view, contract, ctx.height)
+            schedule(view, contract.contract_id, ctx.height)
         else:
             contract = _maybe_activate(view, ctx, trail, contract, terms)
     state.set_amendment(view, contract.contract_id,
@@ -325,12 +325,13 @@ def handle_approve_amendment(view: StateView, ctx: TxContext, msg: MsgApproveAme
 
 # ------------------------------------------------------------------------ shared with blocks
 
-def schedule(view: StateView, contract: ContractState, height: int) -> ContractState:
-    """Move the contract's next end-block check to ``height``; return the updated record."""
-    if contract.next_check_height:
-        state.delete_due(view, contract.next_check_height, contract.contract_id)
-    state.set_due(view, height, contract.contract_id)
-    return replace(contract, next_check_height=height)
+def schedule(view: StateView, contract_id: int, height: int) -> None:
+    """Move the contract's next end-block check to ``height``."""
+    current = state.get_schedule(view, contract_id)
+    if current.next_check_height:
+        state.delete_due(view, current.next_check_height, contract_id)
+    state.set_due(view, height, contract_id)
+    state.set_schedule(view, contract_id, replace(current, next_check_height=height))
 
 
 def remaining_liability(view: ReadView, contract_id: int, terms: Terms) -> int:
@@ -485,4 +486,5 @@ def _maybe_activate(view: StateView, ctx: TxContext, trail: Trail, contract: Con
     trail.add(events.contract_activated(contract.contract_id, terms.payer_total, terms.bond))
     contract = replace(contract, status=STATUS_ACTIVE, activated_height=ctx.height,
                        activated_time=ctx.block.time_s)
-    return schedule(view, contract, ctx.height)
+    schedule(view, contract.contract_id, ctx.height)
+    return contract

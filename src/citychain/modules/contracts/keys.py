@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from citychain.core.keyspace import address_part, make_key, text_part, uint_part
+from citychain.core.keyspace import address_part, make_key, uint_part
 
 PREFIX = b"\x05"
 PARAMS_KEY = PREFIX + b"\x00"
@@ -15,6 +15,7 @@ AMENDMENT_PREFIX = PREFIX + b"\x06"
 AUDIT_PREFIX = PREFIX + b"\x07"
 DUE_PREFIX = PREFIX + b"\x08"
 PARTY_PREFIX = PREFIX + b"\x09"
+SCHEDULE_PREFIX = PREFIX + b"\x0a"
 
 ID_WIDTH = 8
 INDEX_WIDTH = 2
@@ -34,26 +35,22 @@ def state_key(contract_id: int) -> bytes:
     return STATE_PREFIX + uint_part(contract_id, ID_WIDTH)
 
 
+def schedule_key(contract_id: int) -> bytes:
+    """0x05 0x0a | contract_id (uint64): last and next end-block check."""
+    return SCHEDULE_PREFIX + uint_part(contract_id, ID_WIDTH)
+
+
 def milestone_key(contract_id: int, index: int) -> bytes:
     """0x05 0x04 | contract_id (uint64) | index (uint16)."""
     return make_key(MILESTONE_PREFIX, uint_part(contract_id, ID_WIDTH),
                     uint_part(index, INDEX_WIDTH))
 
 
-def attestations_prefix(contract_id: int, index: int, period: int) -> bytes:
-    """0x05 0x05 | contract_id (uint64) | index (uint16) | period (uint32)."""
+def attestations_key(contract_id: int, index: int, period: int) -> bytes:
+    """0x05 0x05 | contract_id (uint64) | index (uint16) | period (uint32): every role's
+    sign-off of one period of a milestone, in one record (end-block reads it with one get)."""
     return make_key(ATTESTATION_PREFIX, uint_part(contract_id, ID_WIDTH),
                     uint_part(index, INDEX_WIDTH), uint_part(period, PERIOD_WIDTH))
-
-
-def attestation_key(contract_id: int, index: int, period: int, role: str) -> bytes:
-    """0x05 0x05 | contract_id (uint64) | index (uint16) | period (uint32) | len(role) | role."""
-    return attestations_prefix(contract_id, index, period) + text_part(role)
-
-
-def role_from_attestation_key(key: bytes, prefix: bytes) -> str:
-    length = key[len(prefix)]
-    return key[len(prefix) + 1:len(prefix) + 1 + length].decode()
 
 
 def amendment_key(contract_id: int, number: int) -> bytes:

@@ -54,6 +54,7 @@ def query_contract(view: ReadView, params: dict[str, Any]) -> dict[str, Any] | N
     return {
         "contract_id": contract_id,
         **contract.to_value(),
+        **state.get_schedule(view, contract_id).to_value(),
         "creator": identity.did_of(contract.creator),
         "terms": terms.to_value(),
         "payer_total": terms.payer_total,
@@ -82,9 +83,10 @@ def query_inspect(view: ReadView, params: dict[str, Any]) -> dict[str, Any] | No
     if loaded is None:
         return None
     contract, terms = loaded
+    checked = state.get_schedule(view, contract_id)
     height = _int_param(params, "at_height",
-                        contract.last_check_height or contract.created_height, 0, _MAX_ID)
-    time = _int_param(params, "at_time", contract.last_check_time or contract.created_time, 0,
+                        checked.last_check_height or contract.created_height, 0, _MAX_ID)
+    time = _int_param(params, "at_time", checked.last_check_time or contract.created_time, 0,
                       MAX_TIME)
     milestones = []
     for index, milestone in enumerate(terms.milestones):

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import lru_cache
 
 from citychain.core import codec
 from citychain.core.state import ReadView, StateView, iterate_prefix
 from citychain.modules.contracts import keys
 from citychain.modules.contracts.params import DEFAULT_PARAMS, Params
 from citychain.modules.contracts.types import (
+    NOT_SCHEDULED,
     Amendment,
     Attestation,
     AuditEntry,
     ContractState,
     MilestoneState,
+    Schedule,
     Terms,
+    decode_attestations,
+    encode_attestations,
 )
 
 
@@ -40,7 +45,15 @@ def set_next_id(view: StateView, next_id: int) -> None:
 
 def get_terms(view: ReadView, contract_id: int) -> Terms | None:
     data = view.get(keys.terms_key(contract_id))
-    return None if data is None else Terms.from_bytes(data)
+    return None if data is None else _decode_terms(data)
+
+
+# End-block reads the terms of every due contract, every check; decoding them is a third of a
+# check's cost. Terms are frozen records and a pure function of their bytes, so the decoded
+# records of the most recently used 16,384 contracts are kept (a few KB each).
+@lru_cache(maxsize=16_384)
+def _decode_terms(data: bytes) -> Terms:
+    return Terms.from_bytes(data)
 
 
 def set_terms(view: StateView, contract_id: int, terms: Terms) -> None:
@@ -62,6 +75,15 @@ def iter_contract_ids(view: ReadView) -> Iterator[int]:
         yield int.from_bytes(key[len(keys.STATE_PREFIX):], "big")
 
 
+def get_schedule(view: ReadView, contract_id: int) -> Schedule:
+    data = view.get(keys.schedule_key(contract_id))
+    return NOT_SCHEDULED if data is None else Schedule.from_bytes(data)
+
+
+def set_schedule(view: StateView, contract_id: int, record: Schedule) -> None:
+    view.set(keys.schedule_key(contract_id), record.to_bytes())
+
+
 def get_milestone(view: ReadView, contract_id: int, index: int) -> MilestoneState | None:
     data = view.get(keys.milestone_key(contract_id, index))
     return None if data is None else MilestoneState.from_bytes(data)
@@ -71,23 +93,28 @@ def set_milestone(view: StateView, contract_id: int, index: int, record: Milesto
     view.set(keys.milestone_key(contract_id, index), record.to_bytes())
 
 
+def get_attestations(view: ReadView, contract_id: int, index: int,
+                     period: int) -> tuple[Attestation, ...]:
+    """Return the sign-offs of one period of a milestone, in ROLES order."""
+    data = view.get(keys.attestations_key(contract_id, index, period))
+    return () if data is None else decode_attestations(data)
+
+
 def get_attestation(view: ReadView, contract_id: int, index: int, period: int,
                     role: str) -> Attestation | None:
-    data = view.get(keys.attestation_key(contract_id, index, period, role))
-    return None if data is None else Attestation.from_bytes(role, data)
+    for record in get_attestations(view, contract_id, index, period):
+        if record.role == role:
+            return record
+    return None
 
 
 def set_attestation(view: StateView, contract_id: int, index: int, period: int,
                     record: Attestation) -> None:
-    view.set(keys.attestation_key(contract_id, index, period, record.role), record.to_bytes())
-
-
-def iter_attestations(view: ReadView, contract_id: int, index: int,
-                      period: int) -> Iterator[Attestation]:
-    """Yield the attestations of one period of a milestone, in key order."""
-    prefix = keys.attestations_prefix(contract_id, index, period)
-    for key, data in iterate_prefix(view, prefix):
-        yield Attestation.from_bytes(keys.role_from_attestation_key(key, prefix), data)
+    """Add (or replace) ``record.role``'s sign-off of one period of a milestone."""
+    others = [item for item in get_attestations(view, contract_id, index, period)
+              if item.role != record.role]
+    view.set(keys.attestations_key(contract_id, index, period),
+             encode_attestations((*others, record)))
 
 
 def get_amendment(view: ReadView, contract_id: int, number: int) -> Amendment | None:

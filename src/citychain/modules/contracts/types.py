@@ -201,8 +201,8 @@ class Terms:
 class ContractState:
     """A contract's changing state. ``signed`` lists the roles that signed (in ROLES order);
     ``amendments`` counts amendments ever proposed (the newest is number ``amendments``);
-    ``audit_count`` counts its audit entries; ``next_check_height`` is when end-block looks at it
-    next (0 when not scheduled)."""
+    ``audit_count`` counts its audit entries. When end-block judges it is a :class:`Schedule`,
+    stored apart so that a check that changes nothing else does not rewrite this record."""
 
     contract_id: int
     status: str
@@ -215,19 +215,13 @@ class ContractState:
     closed_height: int
     amendments: int
     audit_count: int
-    last_check_height: int
-    last_check_time: int
-    next_check_height: int
 
     def to_value(self) -> dict[str, Any]:
         return {"status": self.status, "creator": self.creator,
                 "created_height": self.created_height, "created_time": self.created_time,
                 "signed": list(self.signed), "activated_height": self.activated_height,
                 "activated_time": self.activated_time, "closed_height": self.closed_height,
-                "amendments": self.amendments, "audit_count": self.audit_count,
-                "last_check_height": self.last_check_height,
-                "last_check_time": self.last_check_time,
-                "next_check_height": self.next_check_height}
+                "amendments": self.amendments, "audit_count": self.audit_count}
 
     def to_bytes(self) -> bytes:
         return codec.encode(self.to_value())
@@ -238,8 +232,34 @@ class ContractState:
         return cls(contract_id, value["status"], value["creator"], value["created_height"],
                    value["created_time"], tuple(value["signed"]), value["activated_height"],
                    value["activated_time"], value["closed_height"], value["amendments"],
-                   value["audit_count"], value["last_check_height"], value["last_check_time"],
-                   value["next_check_height"])
+                   value["audit_count"])
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """When end-block last judged a contract (height, block time) and when it judges it next
+    (``next_check_height``; 0 when not scheduled)."""
+
+    next_check_height: int
+    last_check_height: int
+    last_check_time: int
+
+    def to_value(self) -> dict[str, Any]:
+        return {"next_check_height": self.next_check_height,
+                "last_check_height": self.last_check_height,
+                "last_check_time": self.last_check_time}
+
+    def to_bytes(self) -> bytes:
+        return codec.encode([self.next_check_height, self.last_check_height,
+                             self.last_check_time])
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Schedule:
+        next_check, last_height, last_time = codec.decode(data)
+        return cls(next_check, last_height, last_time)
+
+
+NOT_SCHEDULED = Schedule(0, 0, 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -301,6 +321,19 @@ class Attestation:
     def from_bytes(cls, role: str, data: bytes) -> Attestation:
         value = codec.decode(data)
         return cls(role, value["address"], value["height"], value["time"], value["evidence"])
+
+
+def encode_attestations(records: tuple[Attestation, ...]) -> bytes:
+    """Encode one period's sign-offs as one record, in ROLES order."""
+    ordered = sorted(records, key=lambda item: ROLES.index(item.role))
+    return codec.encode([{"role": item.role, "address": item.address, "height": item.height,
+                          "time": item.time, "evidence": item.evidence} for item in ordered])
+
+
+def decode_attestations(data: bytes) -> tuple[Attestation, ...]:
+    """Decode a stored record. Raises DecodeError/NonCanonicalError on corrupt bytes."""
+    return tuple(Attestation(item["role"], item["address"], item["height"], item["time"],
+                             item["evidence"]) for item in codec.decode(data))
 
 
 @dataclass(frozen=True, slots=True)
