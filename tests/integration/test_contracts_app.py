@@ -418,6 +418,25 @@ def test_nothing_released_on_an_unanchored_feed(city: City) -> None:
     city.check_supply()
 
 
+def test_a_stale_feed_does_not_block_an_agreed_arbiter_override(city: City) -> None:
+    """A feed left out of a condition fails only the clauses that read it: an override the
+    parties wrote into the terms still releases, and without it the feed's problem is the
+    outcome."""
+    condition = f'feeds["{LIGHTS}"].value >= 100 || "arbiter" in attestations'
+    contract_id = city.start(city.escrow(condition=condition, arbiter=city.spare.did),
+                             signers=(city.contractor, city.spare), amount=1_000)
+    city.publish(LIGHTS, 500, age=2 * 86_400)  # older than the default max_feed_age (1 day)
+    record = city.milestone(contract_id)
+    assert (record["status"], record["outcome"]) == ("pending", "feed_stale")
+    inspected = city.runner.query("/contracts/inspect", {"contract_id": contract_id})
+    (milestone,) = inspected["milestones"]
+    assert milestone["outcome"] == "feed_stale" and milestone["feeds"][0]["value"] == 500
+    city.ok(city.tx(city.spare, MsgAttestMilestone(contract_id, 0, "")))
+    record = city.milestone(contract_id)
+    assert (record["status"], record["paid"]) == ("released", 1_000)
+    city.check_supply()
+
+
 # ---------------------------------------------------------------- condition failures
 
 @pytest.mark.parametrize(("condition", "outcome"), [
