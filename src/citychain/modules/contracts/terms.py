@@ -12,7 +12,11 @@ import re
 from typing import Any
 
 from citychain.core.errors import InvalidMessageError
-from citychain.modules.contracts.conditions import ConditionLimits, check_condition
+from citychain.modules.contracts.conditions import (
+    CheckedCondition,
+    ConditionLimits,
+    check_condition,
+)
 from citychain.modules.contracts.params import MAX_MILESTONES, MAX_PERIODS, MAX_TERMS_BYTES
 from citychain.modules.contracts.types import (
     MAX_AMOUNT,
@@ -171,17 +175,34 @@ def parse_milestone(raw: Any, limits: ConditionLimits, field: str) -> MilestoneT
     if value["amount"] * value["periods"] > MAX_AMOUNT:
         raise InvalidMessageError(f"{field}: amount x periods is above {MAX_AMOUNT}",
                                   field=f"{field}.amount")
-    condition = check_condition(value["condition"], field=f"{field}.condition", kind="bool",
-                                limits=limits)
+    condition = _check(value["condition"], f"{field}.condition", "bool", limits)
     feed_ids = set(condition.feed_ids)
     if value["amount_expr"]:
-        expression = check_condition(value["amount_expr"], field=f"{field}.amount_expr",
-                                     kind="int", limits=limits)
+        expression = _check(value["amount_expr"], f"{field}.amount_expr", "int", limits)
         feed_ids.update(expression.feed_ids)
     return MilestoneTerms(value["name"], value["condition"], value["amount"],
                           value["amount_expr"], value["deadline"], value["hold"],
                           value["period"], value["periods"], value["on_miss"], value["penalty"],
                           value["max_feed_age"], tuple(sorted(feed_ids)))
+
+
+# A condition is checked in check_tx and again in the block (validate_basic and the handler's
+# check against the params), and parsing costs about 1.5 ms: keep the conditions that passed.
+# check_condition is a pure function of (source, kind, limits); refusals are not kept, so their
+# errors always name the field at hand.
+_CHECKED: dict[tuple[str, str, ConditionLimits], CheckedCondition] = {}
+_CHECKED_SIZE = 4_096
+
+
+def _check(source: str, field: str, kind: str, limits: ConditionLimits) -> CheckedCondition:
+    key = (source, kind, limits)
+    checked = _CHECKED.get(key)
+    if checked is None:
+        checked = check_condition(source, field=field, kind=kind, limits=limits)
+        if len(_CHECKED) >= _CHECKED_SIZE:
+            del _CHECKED[next(iter(_CHECKED))]  # oldest first; only speed depends on it
+        _CHECKED[key] = checked
+    return checked
 
 
 def milestone_to_json(milestone: MilestoneTerms) -> str:
