@@ -14,6 +14,7 @@ from typing import Annotated, Any, Protocol, TypeVar
 
 import typer
 
+from citychain.cli.chain import Session
 from citychain.cli.common import (
     GenesisOption,
     HomeOption,
@@ -46,8 +47,19 @@ from citychain.iot.feeds import (
 )
 from citychain.iot.gateway import Gateway, GatewayConfig
 from citychain.iot.ngsi import NgsiServer, NodeDirectory, create_ngsi_app
+from citychain.iot.ngsi_subscriptions import (
+    SubscriptionNotifier,
+    SubscriptionStore,
+    mount_subscriptions,
+)
 from citychain.iot.store import ReadingStore, ReadOnlyReadingStore
-from citychain.iot.verify import ReadingVerificationError, RpcProver, verify_reading
+from citychain.iot.verify import (
+    CometbftProver,
+    Prover,
+    ReadingVerificationError,
+    RpcProver,
+    verify_reading,
+)
 
 app = typer.Typer(help="The IoT pipeline: MQTT gateway, off-chain reading store, anchors.",
                   no_args_is_help=True)
@@ -87,8 +99,9 @@ def gateway(
         "--batch-readings", min=1, help="...or when this many readings wait (also the most "
                                         "readings per batch).")] = DEFAULTS.batch_readings,
     device_ttl: Annotated[float, typer.Option(
-        "--device-ttl", min=0, help="Seconds a device's key and status are cached (bounds how "
-                                    "late a suspension takes effect).")] = DEFAULTS.device_ttl,
+        "--device-ttl", min=0, help="Seconds a device's key and status are cached at most (a "
+                                    "safety net: the chain's events invalidate them within "
+                                    "about a block).")] = DEFAULTS.device_ttl,
     window_past_ms: Annotated[int, typer.Option(
         "--window-past-ms", min=0, help="Refuse readings older than this against our clock.")
     ] = DEFAULTS.window_past_ms,
@@ -156,7 +169,10 @@ def verify(
     """Check a stored reading end to end: content hashes to its id, Merkle inclusion in its
     batch, the batch root anchored on chain (proven against a header signed by validators
     trusted from the genesis), device listed and time in range, signature by the device's key
-    on chain. Exit code 4 if anything does not match (a solo node's RPC).
+    on chain. Works against the solo node (a header signed by a genesis validator) and a
+    CometBFT node (header H+1 committed by more than 2/3 of the voting power of validators
+    followed from the network's genesis: --home a testnet node directory, or --genesis its
+    CometBFT genesis.json). Exit code 4 if anything does not match or the node cannot prove it.
     """
     wanted = parse_hex(reading_id, "READING_ID")
     with _proving(home, node, store, genesis, ReadingStore) as (reading_store, prover, trusted):
@@ -184,9 +200,17 @@ def ngsi(
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port to listen on.")
                     ] = 1026,
+    subscriptions: Annotated[Path | None, typer.Option(
+        "--subscriptions", show_default=False,
+        help="SQLite file of the server's NGSI-LD subscriptions (default: "
+             "ngsi-subscriptions.db beside the reading store).")] = None,
+    notify_seconds: Annotated[float, typer.Option(
+        "--notify-seconds", min=0.05, help="How often the notifier looks for newly anchored "
+                                           "batches.")] = 1.0,
 ) -> None:
-    """Serve the NGSI-LD read API (/ngsi-ld/v1/entities, /temporal/entities, /notifications)
-    over the reading store (opened read-only) and --node (device records, anchors).
+    """Serve the NGSI-LD API (/ngsi-ld/v1/entities, /temporal/entities, /notifications,
+    /subscriptions) over the reading store (opened read-only) and --node (device records,
+    anchors), and push subscriptions' notifications of anchored batches (docs/iot.md).
 
     Prints "iot ngsi ready" once listening; stops on SIGINT/SIGTERM (docs/adr/0009-ngsi-ld.md).
     """
@@ -195,6 +219,10 @@ def ngsi(
         raise UsageFailure(f"no reading store at {path}")
     reading_store = ReadOnlyReadingStore(path)
     directory = NodeDirectory(resolve_node_url(node, home))
+    subscription_store = SubscriptionStore(subscriptions or path.parent /
+                                           "ngsi-subscriptions.db")
+    notifier = SubscriptionNotifier(reading_store, directory, subscription_store,
+                                    poll_seconds=notify_seconds)
     stopping = threading.Event()
 
     def on_signal(signum: int, frame: Any) -> None:
@@ -203,19 +231,25 @@ def ngsi(
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     try:
-        server = NgsiServer(create_ngsi_app(reading_store, directory), host=host, port=port)
+        ngsi_app = create_ngsi_app(reading_store, directory)
+        mount_subscriptions(ngsi_app, reading_store, subscription_store, notifier)
+        server = NgsiServer(ngsi_app, host=host, port=port)
         try:
             server.start()
         except RuntimeError as exc:
             raise CliError(str(exc)) from None
-        echo(f"iot ngsi ready: {server.url}/ngsi-ld/v1/entities, store {path}")
+        notifier.start()
+        echo(f"iot ngsi ready: {server.url}/ngsi-ld/v1/entities, store {path}, "
+             f"subscriptions {subscription_store.path}")
         sys.stdout.flush()
         try:
             server.wait(stopping)
         finally:
             server.stop()
+            notifier.stop()
     finally:
         directory.close()
+        subscription_store.close()
         reading_store.close()
 
 
@@ -324,25 +358,40 @@ S = TypeVar("S", bound=_Closable)
 
 @contextmanager
 def _proving(home: Path | None, node: str | None, store: Path | None, genesis: Path | None,
-             store_class: Callable[[Path], S]) -> Iterator[tuple[S, RpcProver, Path]]:
-    """The reading store, a prover and the genesis it trusts, closed afterwards; a node that
-    cannot be asked becomes NodeUnreachable (exit 3).
+             store_class: Callable[[Path], S]) -> Iterator[tuple[S, Prover, str]]:
+    """The reading store, a prover and the genesis it trusts, closed afterwards. The prover
+    is chosen by the node as ``query --prove`` does: a CometBFT node gets a
+    :class:`CometbftProver` trusting the network's CometBFT genesis (--genesis FILE, else
+    HOME/cometbft/config/genesis.json of a testnet node directory), the solo node an
+    :class:`RpcProver` trusting a citychain genesis.json (--genesis FILE, else the home's). A
+    node that cannot be asked becomes NodeUnreachable (exit 3).
 
     Raises:
         UsageFailure: no reading store, or no genesis to trust.
+        CliError: the CometBFT genesis has no chain id or validators.
     """
     path = store_path(home, store)
     if not path.exists():
         raise UsageFailure(f"no reading store at {path}")
-    trusted = genesis or resolve_home(home).genesis_path
-    if not trusted.exists():
-        raise UsageFailure(f"no genesis to trust at {trusted}; pass --genesis FILE")
-    reading_store = store_class(path)
-    prover = RpcProver(resolve_node_url(node, home), trusted)
-    try:
-        yield reading_store, prover, trusted
-    except RpcError as exc:
-        raise NodeUnreachable(str(exc)) from None
-    finally:
-        prover.close()
-        reading_store.close()
+    with Session(home, node, genesis) as session:
+        prover: RpcProver | CometbftProver
+        try:
+            if session.is_cometbft:
+                network, trusted = session.network(trust_node=False)
+                prover = CometbftProver(network)
+            else:
+                trusted_path = genesis or resolve_home(home).genesis_path
+                if not trusted_path.exists():
+                    raise UsageFailure(f"no genesis to trust at {trusted_path}; pass "
+                                       "--genesis FILE")
+                prover, trusted = RpcProver(session.client.url, trusted_path), str(trusted_path)
+        except RpcError as exc:
+            raise NodeUnreachable(str(exc)) from None
+        reading_store = store_class(path)
+        try:
+            yield reading_store, prover, trusted
+        except RpcError as exc:
+            raise NodeUnreachable(str(exc)) from None
+        finally:
+            prover.close()
+            reading_store.close()

@@ -170,7 +170,8 @@ class NgsiError(Exception):
     """An NGSI-LD error: ``kind`` is the last segment of the spec's type URI."""
 
     STATUS = {"BadRequestData": 400, "InvalidRequest": 400, "ResourceNotFound": 404,
-              "InternalError": 500, "OperationNotSupported": 422}
+              "InternalError": 500, "OperationNotSupported": 422,
+              "AlreadyExists": 409}
 
     def __init__(self, kind: str, title: str, detail: str) -> None:
         super().__init__(f"{kind}: {detail}")
