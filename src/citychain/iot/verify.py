@@ -3,18 +3,30 @@ Merkle root, that root is anchored on chain (proven against a header signed by v
 trusted from genesis), the anchor lists the device and covers the timestamp, and the device's
 proven key signed the reading.
 
-Two provers: ``RpcProver`` (a solo node's RPC, trusting a citychain genesis.json) and
-``SdkProver`` (the Python SDK's ``Client`` built with ``trusted_genesis``, any driver).
+Three provers: ``RpcProver`` (a solo node's RPC, trusting a citychain genesis.json),
+``CometbftProver`` (a CometBFT node's RPC through :class:`~citychain.client.network.NetworkClient`:
+each answer at height H checked against header H+1, its commit and validator set, trusted from the
+network's CometBFT genesis.json) and ``SdkProver`` (the Python SDK's ``Client`` built with
+``trusted_genesis``, any driver). A node that cannot give a proof raises
+:class:`ProofUnavailableError`, a proof that does not check out :class:`ReadingVerificationError`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from citychain.app.genesis import Genesis
 from citychain.client.api import Client
+from citychain.client.cometbft import LightVerificationError
+from citychain.client.network import (
+    MissingProofError,
+    NetworkClient,
+    NotVerifiableError,
+    QueryRefusedError,
+)
 from citychain.client.rpc import NodeClient
 from citychain.client.verify import VerificationError, decode_reads, verify_query_answer
 from citychain.core.crypto import verify_signature
@@ -27,6 +39,12 @@ from citychain.node.assemble import default_modules
 
 class ReadingVerificationError(Exception):
     """The reading does not verify (the message says which step failed)."""
+
+
+class ProofUnavailableError(ReadingVerificationError):
+    """The node could not give a proof of a chain read (it refused the query, sent no proof or
+    no signed header, has no block yet, or the header committing the answer did not come), so
+    nothing can be called verified."""
 
 
 class Prover(Protocol):
@@ -127,11 +145,20 @@ class RpcProver:
         self._client.close()
 
     def proven(self, name: str, params: dict[str, Any]) -> tuple[Any, int]:
+        """The verified answer of ``/oracle/<name>`` and its height.
+
+        Raises:
+            ProofUnavailableError: the node refused the query or sent no proof or header
+                (a CometBFT node sends none: use :class:`CometbftProver`).
+            ReadingVerificationError: the proof does not verify.
+        """
         answer = self._client.query(f"/oracle/{name}", params, prove=True)
         if not answer.ok:
-            raise ReadingVerificationError(f"the node refused /oracle/{name}: {answer.log}")
+            raise ProofUnavailableError(f"the node refused /oracle/{name}: {answer.log}")
         if answer.proof is None or answer.signed_header is None:
-            raise ReadingVerificationError("the node sent no proof or no signed header")
+            raise ProofUnavailableError(
+                f"the node sent no proof or no signed header for /oracle/{name} (a solo node "
+                "with no block yet, or a CometBFT node: prove through CometbftProver)")
         try:
             value = verify_query_answer(self._queries[name], params, answer.value,
                                         decode_reads(answer.proof), answer.signed_header,
@@ -139,6 +166,52 @@ class RpcProver:
         except VerificationError as exc:
             raise ReadingVerificationError(f"proof of /oracle/{name} failed: {exc}") from None
         return value, answer.height
+
+
+class CometbftProver:
+    """Proven oracle queries through a CometBFT node: ``network`` (a
+    :class:`~citychain.client.network.NetworkClient` whose light client trusts the network's
+    CometBFT genesis, obtained out of band) checks each answer's reads against the app hash of
+    header H+1 and that header against its commit and validator set."""
+
+    def __init__(self, network: NetworkClient) -> None:
+        self.chain_id = network.chain_id
+        self._network = network
+
+    @classmethod
+    def connect(cls, node_url: str, genesis: Mapping[str, Any]) -> CometbftProver:
+        """A prover of the CometBFT node at ``node_url`` trusting ``genesis`` (the network's
+        CometBFT genesis.json, parsed).
+
+        Raises:
+            MalformedAnswerError: the genesis document has no chain id or validators.
+        """
+        return cls(NetworkClient.connect(node_url, genesis, default_modules()))
+
+    def close(self) -> None:
+        self._network.close()
+
+    def proven(self, name: str, params: dict[str, Any]) -> tuple[Any, int]:
+        """The verified answer of ``/oracle/<name>`` and the height it was read at.
+
+        Raises:
+            ProofUnavailableError: the node refused the query, sent no proof, or the header
+                committing the answer did not come in time.
+            ReadingVerificationError: a header, commit, proof or the recomputed answer does
+                not verify (the message names the reason).
+            RpcError: the node could not be asked.
+        """
+        path = f"/oracle/{name}"
+        try:
+            verified = self._network.verify_query(path, params)
+        except (QueryRefusedError, NotVerifiableError, TimeoutError) as exc:
+            raise ProofUnavailableError(f"the node cannot prove {path}: {exc}") from None
+        except MissingProofError as exc:
+            raise ProofUnavailableError(f"the node sent no proof of {path}: {exc}") from None
+        except LightVerificationError as exc:
+            raise ReadingVerificationError(
+                f"proof of {path} failed ({exc.reason}): {exc}") from None
+        return verified.value, verified.height
 
 
 class SdkProver:
