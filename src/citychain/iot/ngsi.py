@@ -5,7 +5,8 @@ Data Models type and attributes named from its streams (:data:`ATTRIBUTE_MAPPING
 linked to its reading, batch and anchoring receipt. Readings come from the off-chain store
 (read-only); device records and anchors from the node's RPC (never the state database).
 Notifications are derived from anchored batches in height order, so a consumer replays from any
-height. See docs/adr/0009-ngsi-ld.md.
+height; push subscriptions over the same sequence are in ngsi_subscriptions.py. See
+docs/adr/0009-ngsi-ld.md.
 """
 
 from __future__ import annotations
