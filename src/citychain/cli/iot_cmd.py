@@ -201,7 +201,7 @@ def ngsi(
     port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port to listen on.")
                     ] = 1026,
     subscriptions: Annotated[Path | None, typer.Option(
-        "--subscriptions", show_default=False,
+        "--subscriptions", metavar="FILE", show_default=False,
         help="SQLite file of the server's NGSI-LD subscriptions (default: "
              "ngsi-subscriptions.db beside the reading store).")] = None,
     notify_seconds: Annotated[float, typer.Option(
