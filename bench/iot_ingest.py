@@ -48,11 +48,18 @@ its signature verifier process listed apart):
     gateway anchored        708
     gateway threads: paho 37, ingest 807, anchor 11; verifier process 35
     ratio gateway/raw: 0.07 stored, 0.07 anchored
+    (the table above: device records cached for a 2 s ttl)
 
-    10,000 devices, --device-ttl 600 (what the cache would give if device records were
-    invalidated by chain events instead of a 2 s ttl):
-    raw 11,318/s; gateway stored 1,677/s, anchored 1,626/s; gateway cpu 358, node 208;
-    ingest thread 313; ratio 0.15
+    10,000 devices, device records invalidated by committed chain events (ttl 300 s as a
+    safety net), two runs each against the 2 s-ttl code in the same session:
+    2 s ttl:  gateway stored 639 and 734/s; gateway cpu 943 and 886, node 527 and 492;
+              ingest thread 889 and 826
+    events:   gateway stored 1,376 and 1,545/s (anchored 1,344 and 1,506); gateway cpu 430
+              and 453, node 243 and 253; ingest thread 378 and 394, follow thread 4
+    events, 100,000 readings (10 per device, so a tenth are first reads): stored 2,843/s,
+    anchored 2,778/s; gateway cpu 252, node 157; ingest thread 199, follow thread 2.6
+    100 devices, same session A/B: 2 s ttl 4,852 / 4,558 / 5,704 per s, events 3,935 /
+    5,155 / 5,381 per s (noise; follow thread 2 us per reading)
 
 With 20,000 readings and less other load the 100-device gateway reached 5,200-5,900 stored/s
 (raw 13,000-17,000/s); its CPU per reading was the same.
@@ -67,11 +74,12 @@ With 20,000 readings and less other load the 100-device gateway reached 5,200-5,
   ~8, paho acks (one PUBACK packet and one wake-up write each) ~15, sealing ~9. For 10,000/s
   the gateway and node together would have to fit in ~140 us per reading next to the
   publisher and broker; they take ~185.
-* 10,000 devices: the device cache. A device's record is cached for ``device_ttl`` = 2 s; with
-  readings of one device 10,000 readings apart each reading misses and costs one
-  ``/oracle/device`` query (~700 us of gateway CPU in httpx + ~400 us on the node). A long ttl
-  (above) removes the misses after the first reading of each device; the rest is the first
-  fetch of each device and anchors listing ~1,000 devices (the node reads 2n + 5 keys each).
+* 10,000 devices: the first read of each device. With a 2 s ``device_ttl`` readings of one
+  device 10,000 readings apart each missed the cache and cost one ``/oracle/device`` query
+  (~700 us of gateway CPU in httpx + ~400 us on the node). Records now stay cached until a
+  committed event names the device (or 300 s pass), so only the first reading of each device
+  misses: with 3 readings per device that is a third of them, with 10 a tenth; the rest is
+  anchors listing ~1,000 devices (the node reads 2n + 5 keys each).
 
 How it got there (stored readings/s at 100 | 10,000 devices; gateway / node cpu us per reading
 at 100 devices, then at 10,000; 20,000 readings per phase):
@@ -88,7 +96,7 @@ at 100 devices, then at 10,000; 20,000 readings per phase):
 
 (same-session A/B for the last step: 4,190 -> 5,873/s, ingest thread 128 -> 101 us.)
 Not done: batching PUBACKs (paho writes and wakes its loop once per ack), a cheaper device
-query path or chain-event invalidation of the device cache, and a faster publisher (paho costs
+query path (or loading an operator's devices in bulk at start), and a faster publisher (paho costs
 ~50 us per QoS 1 publish even without its loop thread; with ``loop_start`` 2.5 times that).
 """
 
@@ -502,8 +510,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-seconds", type=float, default=0.5,
                         help="the gateway's batch_seconds (the documented default is 5 s: the "
                              "last, partial batch would wait that long)")
-    parser.add_argument("--device-ttl", type=float, default=2.0,
-                        help="the gateway's device_ttl (documented default 2 s)")
+    parser.add_argument("--device-ttl", type=float, default=300.0,
+                        help="the gateway's device_ttl (documented default 300 s; chain "
+                             "events invalidate records sooner)")
     parser.add_argument("--verify-processes", type=int, default=1,
                         help="the gateway's verify_processes (0: verify in its ingest thread)")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per phase at most")

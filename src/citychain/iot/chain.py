@@ -2,25 +2,40 @@
 
 The gateway trusts its own node for these reads (it is its operator's node); readers of the
 off-chain store verify anchors with proofs instead (``citychain.iot.verify``). No reading causes
-a chain call: device records are cached for ``ttl`` seconds, so a suspension on chain takes
-effect at the gateway at most ``ttl`` seconds after the block that commits it (plus one RPC).
+a chain call once its device is cached. Freshness comes from the chain's own events: the gateway
+follows committed blocks (:class:`BlockFollower`) and drops the cached record of every device an
+identity or oracle event names (key rotated, suspended, reinstated, role granted or revoked,
+registered, updated, decommissioned), so such a change takes effect about one block (plus one
+poll) after it commits. A long ``ttl`` stays as a safety net.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from citychain.client.rpc import NodeClient
 from citychain.core import codec
-from citychain.core.crypto import PrivateKey
+from citychain.core.crypto import PrivateKey, address_from_did, did_from_address, is_address
 from citychain.core.tx import TxBody, sign_tx
+from citychain.modules.identity import events as identity_events
+from citychain.modules.oracle import events as oracle_events
 from citychain.modules.oracle.messages import MsgAnchorBatch
 
-DEFAULT_DEVICE_TTL = 2.0
+DEFAULT_DEVICE_TTL = 300.0
+DEFAULT_DEVICE_CACHE_SIZE = 200_000
+
+DEVICE_EVENT_TYPES: frozenset[str] = frozenset({
+    identity_events.IDENTITY_CREATED, identity_events.KEY_ROTATED,
+    identity_events.ROLE_GRANTED, identity_events.ROLE_REVOKED,
+    identity_events.IDENTITY_SUSPENDED, identity_events.IDENTITY_REINSTATED,
+    oracle_events.DEVICE_REGISTERED, oracle_events.DEVICE_UPDATED,
+    oracle_events.DEVICE_DECOMMISSIONED})
+"""Committed events that may change what :meth:`ChainLink.device` answers for their ``did``."""
+_ACCOUNT_ATTRIBUTES = ("did", "address", "device", "account")
 
 
 @dataclass(frozen=True)
@@ -89,6 +104,24 @@ class ChainLink:
         own = self.device(self.key.did)
         return self.key.did if own is None else own.owner
 
+    def latest_height(self) -> int:
+        """The height of the node's latest committed block."""
+        return int(self.client.status()["sync_info"]["latest_block_height"])
+
+    def block_events(self, height: int) -> list[tuple[str, dict[str, str]]]:
+        """Every event committed block ``height`` emitted (each tx's, then the block's own), as
+        (type, attributes); the same call on the solo node and on CometBFT.
+
+        Raises:
+            RpcError: the node has no such block yet, or cannot be reached.
+        """
+        answer = self.client.call("block_results", height=str(height))  # int64 as a string
+        found: list[tuple[str, dict[str, str]]] = []
+        for result in answer.get("txs_results") or []:
+            found.extend(_event(event) for event in (result or {}).get("events") or [])
+        found.extend(_event(event) for event in answer.get("finalize_block_events") or [])
+        return found
+
     def params(self) -> dict[str, Any]:
         value: dict[str, Any] = self.query("/oracle/params", {})
         return value
@@ -119,29 +152,147 @@ class ChainLink:
         return int(result.get("height") or 0), str(result["hash"])
 
 
+def _event(event: Mapping[str, Any]) -> tuple[str, dict[str, str]]:
+    """(type, attributes) of one event in either node's shape (pairs or key/value objects)."""
+    attributes: dict[str, str] = {}
+    for attribute in event.get("attributes") or []:
+        if isinstance(attribute, Mapping):
+            key, value = attribute.get("key"), attribute.get("value")
+        else:
+            key, value = attribute
+        attributes[str(key)] = "" if value is None else str(value)
+    return str(event.get("type") or ""), attributes
+
+
+def devices_named(events: Iterable[tuple[str, dict[str, str]]]) -> set[str] | None:
+    """The DIDs whose device record ``events`` may have changed (:data:`DEVICE_EVENT_TYPES`),
+    or None when one of those events names no account it could be narrowed to (then every
+    record must go)."""
+    named: set[str] = set()
+    for event_type, attributes in events:
+        if event_type not in DEVICE_EVENT_TYPES:
+            continue
+        found = False
+        for name in _ACCOUNT_ATTRIBUTES:
+            value = attributes.get(name, "")
+            if address_from_did(value) is not None:
+                named.add(value)
+                found = True
+            elif is_address(value):
+                named.add(did_from_address(value))
+                found = True
+        if not found:
+            return None
+    return named
+
+
 class DeviceCache:
-    """Device records by DID, each re-read from the chain once older than ``ttl`` seconds
-    (unknown DIDs are cached too, so a flood of forged DIDs costs one query each per ttl)."""
+    """Device records by DID (unknown DIDs too, so a flood of forged DIDs costs one query each),
+    dropped by :meth:`invalidate` when a committed event names them, re-read anyway once older
+    than ``ttl`` seconds, and at most ``max_entries`` of them (the oldest read goes first).
+
+    Thread-safe. A read that was in flight while an invalidation happened is returned but not
+    kept: it may predate the change."""
 
     def __init__(self, fetch: Callable[[str], DeviceInfo | None], ttl: float = DEFAULT_DEVICE_TTL,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 max_entries: int = DEFAULT_DEVICE_CACHE_SIZE) -> None:
         self._fetch = fetch
         self.ttl = ttl
+        self.max_entries = max(1, max_entries)
         self._clock = clock
         self._entries: dict[str, tuple[float, DeviceInfo | None]] = {}
+        self._lock = threading.Lock()
+        self._generation = 0          # bumped by every invalidation
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, did: object) -> bool:
+        return did in self._entries
 
     def get(self, did: str) -> DeviceInfo | None:
-        now = self._clock()
         entry = self._entries.get(did)
-        if entry is None or now - entry[0] >= self.ttl:
+        if entry is None or self._clock() - entry[0] >= self.ttl:
             return self.refresh(did)
         return entry[1]
 
     def refresh(self, did: str) -> DeviceInfo | None:
+        """Read ``did`` from the chain now and keep it (unless invalidated meanwhile)."""
+        generation = self._generation
+        read_at = self._clock()
         info = self._fetch(did)
-        self._entries[did] = (self._clock(), info)
+        with self._lock:
+            if generation == self._generation:
+                self._entries.pop(did, None)             # re-inserted last: evicted last
+                while len(self._entries) >= self.max_entries:
+                    del self._entries[next(iter(self._entries))]
+                self._entries[did] = (read_at, info)
         return info
+
+    def invalidate(self, dids: Iterable[str]) -> None:
+        """Forget the records of ``dids``: the next read of each goes to the chain."""
+        with self._lock:
+            self._generation += 1
+            for did in dids:
+                self._entries.pop(did, None)
 
     def clear(self) -> None:
         """Forget every record: the next read of each goes to the chain."""
-        self._entries.clear()
+        with self._lock:
+            self._generation += 1
+            self._entries.clear()
+
+
+class BlockFollower:
+    """Follows committed blocks in order, from the height it starts at, and invalidates the
+    device records their events name (:func:`devices_named`) in ``cache``.
+
+    :meth:`start_at` clears the cache and takes the node's current height: every record read
+    afterwards reflects at least that height, so no change is missed. :meth:`poll` then reads
+    each new block's events, one block at a time, never skipping one; when it falls more than
+    ``max_lag`` blocks behind (a long outage) it clears the cache and jumps to the tip."""
+
+    def __init__(self, link: ChainLink, cache: DeviceCache, max_lag: int = 1000) -> None:
+        self.link = link
+        self.cache = cache
+        self.max_lag = max_lag
+        self.height = -1               # the last block whose events were applied
+        self.invalidated = 0           # records dropped by events since start (for stats)
+
+    def start_at(self) -> int:
+        """Clear the cache and begin after the node's current height, which it returns.
+
+        Raises:
+            RpcError: the node cannot be reached.
+        """
+        height = self.link.latest_height()
+        self.cache.clear()
+        self.height = height
+        return height
+
+    def poll(self) -> int:
+        """Apply every block committed since the last one applied; return how many.
+
+        Raises:
+            RpcError: the node cannot be reached (what was applied stays applied).
+        """
+        if self.height < 0:
+            self.start_at()
+            return 0
+        tip = self.link.latest_height()
+        if tip - self.height > self.max_lag:
+            self.cache.clear()
+            skipped, self.height = tip - self.height, tip
+            return skipped
+        done = 0
+        while self.height < tip:
+            named = devices_named(self.link.block_events(self.height + 1))
+            if named is None:
+                self.cache.clear()
+            elif named:
+                self.cache.invalidate(sorted(named))
+                self.invalidated += len(named)
+            self.height += 1
+            done += 1
+        return done

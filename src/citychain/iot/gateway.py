@@ -4,7 +4,9 @@ Threads: paho's network loop hands messages to a queue; the ingest thread takes 
 ``chunk`` of them, checks each, commits the accepted ones (and the rejection counts) in one
 SQLite transaction, and only then acks them all to the broker; it also seals batches. The anchor
 thread sends sealed batches to the chain in order, asking the chain first whether the root is
-already anchored. See docs/adr/0008-iot-gateway.md for the protocol and its guarantees.
+already anchored. The follow thread reads each committed block's events and drops the cached
+device records they name (``citychain.iot.chain.BlockFollower``). See
+docs/adr/0008-iot-gateway.md for the protocol and its guarantees.
 """
 
 from __future__ import annotations
@@ -27,7 +29,15 @@ from paho.mqtt.enums import CallbackAPIVersion
 from citychain.client.rpc import RpcError
 from citychain.core.crypto import verify_signature
 from citychain.core.simple_merkle import merkle_root
-from citychain.iot.chain import AnchorRefusedError, ChainLink, DeviceCache, DeviceInfo
+from citychain.iot.chain import (
+    DEFAULT_DEVICE_CACHE_SIZE,
+    DEFAULT_DEVICE_TTL,
+    AnchorRefusedError,
+    BlockFollower,
+    ChainLink,
+    DeviceCache,
+    DeviceInfo,
+)
 from citychain.iot.reading import (
     BAD_SIGNATURE,
     INACTIVE_DEVICE,
@@ -75,7 +85,10 @@ class GatewayConfig:
     chunk: int = 500                 # readings per SQLite transaction (and per ack round)
     window_past_ms: int = 600_000    # accept readings at most this much older than our clock
     window_future_ms: int = 30_000   # ...or this much ahead of it
-    device_ttl: float = 2.0          # seconds a device's key/status is cached
+    device_ttl: float = DEFAULT_DEVICE_TTL  # seconds a device record is kept at most (safety
+                                           # net: committed events invalidate it sooner)
+    device_cache_size: int = DEFAULT_DEVICE_CACHE_SIZE  # device records kept at most
+    follow_seconds: float = 0.25     # period of polling the node for new blocks' events
     max_batch_devices: int = 1000    # capped by the chain's param
     stats_seconds: float = 10.0      # period of the stats log line
     anchor_retry_seconds: float = 1.0
@@ -214,7 +227,9 @@ class Gateway:
         self.store = store
         self.chain = chain
         self.clock_ms = clock_ms
-        self.devices = DeviceCache(chain.device, ttl=config.device_ttl)
+        self.devices = DeviceCache(chain.device, ttl=config.device_ttl,
+                                   max_entries=config.device_cache_size)
+        self.follower = BlockFollower(chain, self.devices)
         self.operator = chain.operator()
         self.checker = ReadingChecker(chain.chain_id, self.operator, self.devices.get,
                                       store.device_progress(), config, clock_ms)
@@ -244,6 +259,7 @@ class Gateway:
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> Gateway:
+        self.follower.start_at()  # before any record is cached: no change can be missed
         if self.config.verify_processes > 0:
             # PyNaCl holds the GIL while it verifies: only another process adds a core.
             self._verifier = ProcessPoolExecutor(
@@ -252,7 +268,8 @@ class Gateway:
             self._verifier.submit(verify_signatures, [])  # start it now, not on the first chunk
         self.mqtt.connect(self.config.broker_host, self.config.broker_port, keepalive=30)
         self.mqtt.loop_start()
-        for target, name in ((self._ingest_loop, "iot-ingest"), (self._anchor_loop, "iot-anchor")):
+        for target, name in ((self._ingest_loop, "iot-ingest"), (self._anchor_loop, "iot-anchor"),
+                             (self._follow_loop, "iot-follow")):
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
             self._threads.append(thread)
@@ -482,6 +499,27 @@ class Gateway:
         with self._lock:
             self.anchored += done
         return done
+
+    # ------------------------------------------------------------------ device freshness
+    def _follow_loop(self) -> None:
+        """Apply each committed block's device events to the cache, about every
+        ``follow_seconds``. While blocks cannot be read (node unreachable, an answer not
+        understood) the cache is emptied at each failed poll, so every device is read from the
+        chain instead: never a record older than what the follower has seen."""
+        failing = False
+        while not self._stop.wait(self.config.follow_seconds):
+            try:
+                self.follower.poll()
+            except (RpcError, OSError, KeyError, TypeError, ValueError, AttributeError) as exc:
+                self.devices.clear()
+                if not failing:
+                    log.warning("following blocks paused at height %d, device cache off: %r",
+                                self.follower.height, exc)
+                failing = True
+                continue
+            if failing:
+                log.info("following blocks again from height %d", self.follower.height)
+                failing = False
 
     # ------------------------------------------------------------------ stats
     def stats(self) -> dict[str, Any]:
