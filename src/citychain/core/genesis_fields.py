@@ -3,11 +3,13 @@ integers. Each raises InvalidGenesisError naming the dotted path of the offendin
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from citychain.core.errors import InvalidGenesisError
 
-__all__ = ["check_fields", "genesis_integer", "genesis_list", "require_fields"]
+__all__ = ["bounded_integers", "check_fields", "genesis_integer", "genesis_list",
+           "require_fields"]
 
 
 def check_fields(value: dict[str, Any], known: tuple[str, ...], path: str) -> None:
@@ -39,3 +41,28 @@ def genesis_integer(raw: Any, path: str, minimum: int, maximum: int) -> int:
         raise InvalidGenesisError(f"{path} must be an integer from {minimum} to {maximum}",
                                   field=path)
     return raw
+
+
+def bounded_integers(value: Any, path: str, bounds: Mapping[str, tuple[int, int]],
+                     defaults: Any) -> dict[str, int]:
+    """Check a map of integer parameters (a module's params in genesis) against ``bounds``
+    (name -> (minimum, maximum)); a missing one takes ``defaults``'s attribute of that name.
+
+    Raises:
+        InvalidGenesisError: ``value`` is not a map, names an unknown parameter, or holds a
+            value that is not an integer within its bounds.
+    """
+    if not isinstance(value, dict):
+        raise InvalidGenesisError(f"{path} must be a map", field=path)
+    for name in sorted(value):
+        if name not in bounds:
+            raise InvalidGenesisError(f"{path} has unknown parameter {name!r}",
+                                      field=f"{path}.{name}")
+    chosen: dict[str, int] = {}
+    for name, (minimum, maximum) in bounds.items():
+        raw = value.get(name, getattr(defaults, name))
+        if type(raw) is not int or not minimum <= raw <= maximum:
+            raise InvalidGenesisError(f"{path}.{name} must be an integer from {minimum} to "
+                                      f"{maximum}", field=f"{path}.{name}")
+        chosen[name] = raw
+    return chosen

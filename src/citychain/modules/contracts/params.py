@@ -6,7 +6,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from citychain.core import codec
-from citychain.core.errors import InvalidGenesisError
+from citychain.core.genesis_fields import bounded_integers
 from citychain.modules.contracts.conditions import ConditionLimits
 
 # Hard caps, also enforced by the messages' validate_basic (a param may only lower them).
@@ -73,20 +73,7 @@ class Params:
         Raises:
             InvalidGenesisError: ``value`` is not a map, has an unknown field or a bad value.
         """
-        if not isinstance(value, dict):
-            raise InvalidGenesisError(f"{path} must be a map", field=path)
-        for name in sorted(value):
-            if name not in _BOUNDS:
-                raise InvalidGenesisError(f"{path} has unknown parameter {name!r}",
-                                          field=f"{path}.{name}")
-        chosen: dict[str, int] = {}
-        for name, (minimum, maximum) in _BOUNDS.items():
-            raw = value.get(name, getattr(DEFAULT_PARAMS, name))
-            if type(raw) is not int or not minimum <= raw <= maximum:
-                raise InvalidGenesisError(f"{path}.{name} must be an integer from {minimum} to "
-                                          f"{maximum}", field=f"{path}.{name}")
-            chosen[name] = raw
-        return cls(**chosen)
+        return cls(**bounded_integers(value, path, _BOUNDS, DEFAULT_PARAMS))
 
 
 DEFAULT_PARAMS = Params()
