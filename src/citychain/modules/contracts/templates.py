@@ -103,6 +103,16 @@ def _fresh_in_period(feed_id: str) -> str:
             f"{_feed(feed_id)}.window_end <= milestone.period_end")
 
 
+# Parameters every template takes, with the same meaning.
+_ARBITER = TemplateParam("arbiter", str, "an arbiter's DID (optional)", "")
+_DENOM = TemplateParam("denom", str, "the denomination", "ucity")
+_CHECK_EVERY_BLOCKS = TemplateParam("check_every_blocks", int,
+                                    "how often end-block judges the contract",
+                                    DEFAULT_CHECK_EVERY_BLOCKS)
+_TERMS_HASH = TemplateParam("terms_hash", str,
+                            "SHA-256 (hex) of the signed legal text, or empty", "")
+
+
 # ------------------------------------------------------------------ ppp street lighting
 
 def _build_street_lighting(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -138,8 +148,8 @@ STREET_LIGHTING = Template(
      TemplateParam("payee", str, "the contractor's DID (is paid)"),
      TemplateParam("inspector", str, "the inspector's DID (signs off each district); empty: no "
                    "sign-off needed", ""),
-     TemplateParam("arbiter", str, "an arbiter's DID (optional)", ""),
-     TemplateParam("denom", str, "the denomination", "ucity"),
+     _ARBITER,
+     _DENOM,
      TemplateParam("title", str, "the contract's title", "Smart street lighting"),
      TemplateParam("districts", list, "one DISTRICT:FEED_ID:MIN_WORKING_LIGHTS per district"),
      TemplateParam("amount_per_district", int, "what each district releases (minor units)"),
@@ -151,9 +161,8 @@ STREET_LIGHTING = Template(
      TemplateParam("penalty", int, "paid to the city from the bond per missed district (0: "
                    "refund only)", 0),
      TemplateParam("bond", int, "the contractor's performance bond (needed for a penalty)", 0),
-     TemplateParam("check_every_blocks", int, "how often end-block judges the contract",
-                   DEFAULT_CHECK_EVERY_BLOCKS),
-     TemplateParam("terms_hash", str, "SHA-256 (hex) of the signed legal text, or empty", "")),
+     _CHECK_EVERY_BLOCKS,
+     _TERMS_HASH),
     _build_street_lighting)
 
 
@@ -179,8 +188,8 @@ PAY_PER_USE = Template(
     "use by autonomous vehicles, tolls), up to a cap; the rest of the period's escrow returns",
     (TemplateParam("payer", str, "the user's DID (a fleet operator; pays)"),
      TemplateParam("payee", str, "the city's DID (is paid)"),
-     TemplateParam("arbiter", str, "an arbiter's DID (optional)", ""),
-     TemplateParam("denom", str, "the denomination", "ucity"),
+     _ARBITER,
+     _DENOM,
      TemplateParam("title", str, "the contract's title", "Road use"),
      TemplateParam("meter_feed", str, "the feed metering use per period (its scaled unit)"),
      TemplateParam("unit_price", int, "price per scaled unit of the meter (minor units)"),
@@ -189,9 +198,8 @@ PAY_PER_USE = Template(
      TemplateParam("periods", int, "how many periods", 12),
      TemplateParam("first_period_end", int, "UNIX seconds when the first period ends"),
      TemplateParam("max_feed_age", int, "seconds after which a meter value is stale", DAY),
-     TemplateParam("check_every_blocks", int, "how often end-block judges the contract",
-                   DEFAULT_CHECK_EVERY_BLOCKS),
-     TemplateParam("terms_hash", str, "SHA-256 (hex) of the signed legal text, or empty", "")),
+     _CHECK_EVERY_BLOCKS,
+     _TERMS_HASH),
     _build_pay_per_use)
 
 
@@ -221,8 +229,8 @@ RECURRING_SERVICE = Template(
     (TemplateParam("payer", str, "the city department's DID (pays)"),
      TemplateParam("payee", str, "the contractor's DID (is paid)"),
      TemplateParam("inspector", str, "an inspector's DID (optional)", ""),
-     TemplateParam("arbiter", str, "an arbiter's DID (optional)", ""),
-     TemplateParam("denom", str, "the denomination", "ucity"),
+     _ARBITER,
+     _DENOM,
      TemplateParam("title", str, "the contract's title", "Waste collection"),
      TemplateParam("rounds_feed", str, "the feed counting verified rounds per period"),
      TemplateParam("min_rounds", int, "rounds needed in a period", 1),
@@ -233,9 +241,8 @@ RECURRING_SERVICE = Template(
      TemplateParam("max_feed_age", int, "seconds after which a rounds value is stale", DAY),
      TemplateParam("penalty", int, "paid from the bond per missed period (0: refund only)", 0),
      TemplateParam("bond", int, "the contractor's performance bond", 0),
-     TemplateParam("check_every_blocks", int, "how often end-block judges the contract",
-                   DEFAULT_CHECK_EVERY_BLOCKS),
-     TemplateParam("terms_hash", str, "SHA-256 (hex) of the signed legal text, or empty", "")),
+     _CHECK_EVERY_BLOCKS,
+     _TERMS_HASH),
     _build_recurring_service)
 
 
@@ -259,16 +266,15 @@ ESCROW = Template(
     (TemplateParam("payer", str, "the payer's DID"),
      TemplateParam("payee", str, "the payee's DID"),
      TemplateParam("inspector", str, "an inspector's DID (optional)", ""),
-     TemplateParam("arbiter", str, "an arbiter's DID (optional)", ""),
-     TemplateParam("denom", str, "the denomination", "ucity"),
+     _ARBITER,
+     _DENOM,
      TemplateParam("title", str, "the contract's title", "Escrow"),
      TemplateParam("amount", int, "the escrowed amount (minor units)"),
      TemplateParam("deadline", int, "UNIX seconds after which the payer is refunded"),
      TemplateParam("condition", str, "a CEL release condition (default: payer or arbiter "
                    "attests)", ""),
-     TemplateParam("check_every_blocks", int, "how often end-block judges the contract",
-                   DEFAULT_CHECK_EVERY_BLOCKS),
-     TemplateParam("terms_hash", str, "SHA-256 (hex) of the signed legal text, or empty", "")),
+     _CHECK_EVERY_BLOCKS,
+     _TERMS_HASH),
     _build_escrow)
 
 
