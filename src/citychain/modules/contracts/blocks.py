@@ -56,11 +56,12 @@ def process_end_block(view: StateView, block: BlockContext) -> list[Event]:
     for due_height, contract_id in list(islice(state.iter_due(view, block.height), limit)):
         state.delete_due(view, due_height, contract_id)
         contract = state.get_state(view, contract_id)
-        terms = state.get_terms(view, contract_id)
-        if (contract is None or terms is None or contract.status != STATUS_ACTIVE
+        if (contract is None or contract.status != STATUS_ACTIVE
                 or state.get_schedule(view, contract_id).next_check_height != due_height):
             continue  # a stale entry: the contract was closed or rescheduled
-        process_contract(view, block, contract, terms, found, feeds)
+        terms = state.get_terms(view, contract_id)
+        if terms is not None:
+            process_contract(view, block, contract, terms, found, feeds)
     return found
 
 
