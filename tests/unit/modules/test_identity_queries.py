@@ -148,6 +148,75 @@ def test_key_history(view: DictState) -> None:
     assert query(view, "key_history", address=PrivateKey.from_secret("x").address) is None
 
 
+def rotate(view: DictState, owner: PrivateKey, new: PrivateKey, height: int) -> None:
+    """Rotate ``owner``'s account to ``new`` in a transaction at ``height``."""
+    sequence = state.get_sequence(view, owner.address)
+    state.set_sequence(view, owner.address, sequence + 1)  # as the ante handler does
+    signature = new.sign(rotation_sign_bytes(CHAIN_ID, owner.did, new.public_key, sequence))
+    handle_rotate_key(view, TxContext(BlockContext(CHAIN_ID, height, 0), owner.address),
+                      MsgRotateKey(new.public_key, signature))
+
+
+ROTATED = [PrivateKey.from_secret(f"identity-queries/rotated-{i}") for i in range(4)]
+
+
+def test_key_at_answers_the_key_in_force_at_each_height(view: DictState) -> None:
+    owner = CITIZENS[2]
+    for key, height in zip(ROTATED, (9, 20, 20, 35), strict=True):
+        rotate(view, owner, key, height)
+    keys = [owner, *ROTATED]
+    expected = {0: 0, 8: 0, 9: 1, 19: 1, 20: 3, 34: 3, 35: 4, 2**63 - 1: 4}
+    for at_height, index in expected.items():
+        answer = query(view, "key_at", did=owner.did, at_height=at_height)
+        assert answer == {"did": owner.did, "address": owner.address, "index": index,
+                          "height": (0, 9, 20, 20, 35)[index],
+                          "pubkey": keys[index].public_key.hex()}, at_height
+    assert query(view, "key_at", address=owner.address, at_height=10)["index"] == 1
+
+
+def test_key_at_without_rotation_is_the_initial_key(view: DictState) -> None:
+    assert query(view, "key_at", did=CITIZENS[3].did, at_height=5) == {
+        "did": CITIZENS[3].did, "address": CITIZENS[3].address, "index": 0, "height": 0,
+        "pubkey": CITIZENS[3].public_key.hex()}
+
+
+def test_key_at_before_the_first_key_or_unknown_account_is_none(view: DictState) -> None:
+    late = PrivateKey.from_secret("identity-queries/late")
+    init_genesis(view, BlockContext(CHAIN_ID, 0, 0),
+                 {"accounts": [{"pubkey": late.public_key.hex(), "created_height": 7}]})
+    assert query(view, "key_at", did=late.did, at_height=6) is None
+    assert query(view, "key_at", did=late.did, at_height=7)["index"] == 0
+    assert query(view, "key_at", did=PrivateKey.from_secret("nobody").did, at_height=7) is None
+
+
+def test_key_at_reads_logarithmically_many_entries(view: DictState) -> None:
+    owner = CITIZENS[4]
+    keys = [PrivateKey.from_secret(f"identity-queries/many-{i}") for i in range(40)]
+    for height, key in enumerate(keys, start=10):
+        rotate(view, owner, key, height)
+    recorder = GetOnlyView(view)
+    answer = query(recorder, "key_at", did=owner.did, at_height=30)
+    assert answer["index"] == 21 and answer["pubkey"] == keys[20].public_key.hex()
+    assert len(recorder.reads) <= 1 + 7  # the account, then a binary search of 41 entries
+
+
+@pytest.mark.parametrize(("params", "field"), [
+    ({"at_height": 5}, "did"),
+    ({"did": CITIZENS[0].did}, "at_height"),
+    ({"did": CITIZENS[0].did, "at_height": -1}, "at_height"),
+    ({"did": CITIZENS[0].did, "at_height": 2**63}, "at_height"),
+    ({"did": CITIZENS[0].did, "at_height": "5"}, "at_height"),
+    ({"did": CITIZENS[0].did, "at_height": True}, "at_height"),
+    ({"did": CITIZENS[0].did, "address": CITIZENS[0].address, "at_height": 5}, "did"),
+    ({"address": "zz", "at_height": 5}, "address"),
+    ({"did": CITIZENS[0].did, "at_height": 5, "height": 5}, "height"),
+])
+def test_invalid_key_at_params(view: DictState, params: dict[str, Any], field: str) -> None:
+    with pytest.raises(InvalidQueryError) as caught:
+        MODULE.queries["key_at"](view, params)
+    assert caught.value.field == field
+
+
 def test_params(view: DictState) -> None:
     assert query(view, "params") == {"self_registration_enabled": True}
     with pytest.raises(InvalidQueryError) as caught:
@@ -156,10 +225,11 @@ def test_params(view: DictState) -> None:
 
 
 def test_provable_queries_read_by_get_only(view: DictState) -> None:
-    assert MODULE.provable_queries == {"account", "key_history", "params"}
+    assert MODULE.provable_queries == {"account", "key_at", "key_history", "params"}
     recorder = GetOnlyView(view)
     assert query(recorder, "account", did=CITIZENS[0].did) is not None
     assert query(recorder, "key_history", did=CITIZENS[0].did) is not None
+    assert query(recorder, "key_at", did=CITIZENS[0].did, at_height=3) is not None
     assert query(recorder, "account", did=PrivateKey.from_secret("nobody").did) is None
     assert query(recorder, "params") is not None
     assert recorder.reads

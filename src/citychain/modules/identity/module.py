@@ -34,14 +34,18 @@ MODULE = Module(
     queries={
         "account": queries.query_account,
         "key_history": queries.query_key_history,
+        "key_at": queries.query_key_at,
         "role_holders": queries.query_role_holders,
         "params": queries.query_params,
     },
-    provable_queries=frozenset({"account", "key_history", "params"}),
+    provable_queries=frozenset({"account", "key_at", "key_history", "params"}),
     query_params={
         "account": (ADDRESS, DID),
         "key_history": (ADDRESS, DID, QueryParam("start", int, description="first entry index",
                                                  example=0), LIMIT),
+        "key_at": (ADDRESS, DID, QueryParam("at_height", int, required=True,
+                                            description="the block height the key was in force "
+                                                        "at", example=120)),
         "role_holders": (QueryParam("role", str, required=True, description="a role name",
                                     example="citizen"),
                          QueryParam("start_after", str,

@@ -1,7 +1,7 @@
 """Identity queries: plain-data answers read only through view.get / view.iterate.
 
-``account``, ``key_history`` and ``params`` read by ``get`` only, so a client can verify them
-key by key; ``role_holders`` scans a range.
+``account``, ``key_history``, ``key_at`` and ``params`` read by ``get`` only, so a client can
+verify them key by key; ``role_holders`` scans a range.
 """
 
 from __future__ import annotations
@@ -59,6 +59,31 @@ def query_key_history(view: ReadView, params: dict[str, Any]) -> dict[str, Any] 
                             "pubkey": record.pubkey.hex()})
     return {"did": account.did, "address": address, "keys": entries,
             "next_start": stop if stop < account.key_count else None}
+
+
+def query_key_at(view: ReadView, params: dict[str, Any]) -> dict[str, Any] | None:
+    """Params: ``did`` or ``address``, and ``at_height``.
+
+    Returns the key in force at block ``at_height`` (the key history entry with the greatest
+    height not above it) as ``{did, address, index, height, pubkey}``; None if the account does
+    not exist or ``at_height`` comes before its first key. A signature made when the chain
+    stood at ``at_height`` is checked against this key, even after later rotations.
+
+    Raises:
+        InvalidQueryError: naming the parameter that is missing, unknown or malformed.
+    """
+    check_query_params(params, required=("at_height",), optional=("address", "did"))
+    address = account_param(params)
+    at_height = int_param(params, "at_height", default=0, minimum=0, maximum=2**63 - 1)
+    account = state.get_account(view, address)
+    if account is None:
+        return None
+    found = state.get_key_record_at(view, address, account.key_count, at_height)
+    if found is None:
+        return None
+    index, record = found
+    return {"did": account.did, "address": address, "index": index, "height": record.height,
+            "pubkey": record.pubkey.hex()}
 
 
 def query_role_holders(view: ReadView, params: dict[str, Any]) -> dict[str, Any]:

@@ -102,6 +102,31 @@ def set_key_record(view: StateView, address: str, index: int, record: KeyRecord)
     view.set(keys.key_history_key(address, index), record.to_bytes())
 
 
+def get_key_record_at(view: ReadView, address: str, key_count: int,
+                      height: int) -> tuple[int, KeyRecord] | None:
+    """Return the index and entry of the key in force at ``height`` (the entry with the greatest
+    height not above ``height``; the latest such entry when several share it), or None when
+    ``height`` comes before entry 0. Reads entries 0..key_count-1 by ``get`` only (a binary
+    search: entry heights never decrease), so a client can prove the answer key by key.
+
+    Raises:
+        ValueError: an entry below ``key_count`` is missing (corrupt state).
+    """
+    found: tuple[int, KeyRecord] | None = None
+    low, high = 0, key_count - 1
+    while low <= high:
+        middle = (low + high) // 2
+        record = get_key_record(view, address, middle)
+        if record is None:
+            raise ValueError(f"key history entry {middle} of {address} is missing")
+        if record.height <= height:
+            found = (middle, record)
+            low = middle + 1
+        else:
+            high = middle - 1
+    return found
+
+
 def iter_key_records(view: ReadView, address: str) -> Iterator[KeyRecord]:
     """Yield an account's key history, oldest first."""
     for _, data in iterate_prefix(view, keys.key_history_prefix(address)):
