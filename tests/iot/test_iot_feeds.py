@@ -1,6 +1,7 @@
 """Feeds: the aggregation functions (integers, one rounding rule), recipes, and end to end —
 simulator -> Mosquitto -> gateway -> anchored batches -> a published feed value that recomputes
-from the batches it names, and fails to when a reading is tampered or the batches are wrong."""
+from the batches it names (also after a device's key rotation), and fails to when a reading is
+tampered or the batches are wrong."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from iot_harness import CHAIN_ID, Broker, IotChain, now_ms, running_gateway, wait_for
 
+from citychain.core import codec
 from citychain.core.crypto import PrivateKey
+from citychain.core.tx import TxBody, sign_tx
 from citychain.iot.feeds import (
     DeviceRecord,
     EmptyWindowError,
@@ -45,6 +48,7 @@ from citychain.iot.simulator import (
 )
 from citychain.iot.store import ReadingStore
 from citychain.iot.verify import RpcProver
+from citychain.modules.identity.messages import MsgRotateKey, rotation_sign_bytes
 
 values = st.lists(st.integers(min_value=-(2**40), max_value=2**40), min_size=1, max_size=60)
 
@@ -160,6 +164,18 @@ def copy_store(source: Path, target: Path) -> ReadingStore:
     return ReadingStore(target)
 
 
+def rotate_key(chain: IotChain, old: PrivateKey, new: PrivateKey) -> None:
+    """Rotate ``old``'s account to ``new`` in a committed transaction."""
+    account = codec.decode(chain.client.query("/identity/account",
+                                              {"address": old.address}).value)
+    sequence = int(account["sequence"])
+    proof = new.sign(rotation_sign_bytes(CHAIN_ID, old.did, new.public_key, sequence))
+    raw = sign_tx(old, TxBody(CHAIN_ID, old.address, sequence,
+                              (MsgRotateKey(new.public_key, proof),)))
+    result = chain.client.broadcast(raw, commit=True)
+    assert (result["tx_result"] or result["check_tx"])["code"] == 0, result
+
+
 def test_a_feed_value_recomputes_from_its_batches(broker: Broker, chain: IotChain,
                                                  store_path: Path, tmp_path: Path) -> None:
     seed = 2026
@@ -208,6 +224,12 @@ def test_a_feed_value_recomputes_from_its_batches(broker: Broker, chain: IotChai
         assert tuple(on_chain["source_batch_ids"]) == computed.source_batch_ids
         verified = recompute_feed_value(store, prover, "lights-centre")
         assert verified.computation == computed
+
+        # A centre light rotates its key: its readings anchored before still recompute (each
+        # is checked against the key in force when its batch was anchored).
+        light = next(d for d in devices if d.did in centre_lights)
+        rotate_key(chain, light.key, PrivateKey.from_secret("feeds/rotated-light"))
+        assert recompute_feed_value(store, prover, "lights-centre").computation == computed
 
         # A tampered reading (in a copy of the store) no longer recomputes.
         tampered = copy_store(store_path, tmp_path / "tampered.db")

@@ -2,12 +2,16 @@
 by the SDK's ``verify_reading_answer`` with a trusted genesis, against a real Mosquitto, a real
 solo chain and the IoT gateway: an honest answer verifies; a tampered value, a wrong aunt, a
 swapped root and a reading id outside the batch each fail with their typed error; an unknown id
-is a 404, a malformed one a 400, and a pending reading is never called verified."""
+is a 404, a malformed one a 400, and a pending reading is never called verified. After a device
+key rotation, a reading anchored before it still verifies (SDK, ``iot verify``'s RpcProver and
+SdkProver: all check the key in force at the anchor's height), one signed with the old key but
+anchored after it does not."""
 
 from __future__ import annotations
 
 import copy
 import json
+import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +22,7 @@ import pytest
 from iot_harness import (
     CHAIN_ID,
     Broker,
+    DeviceClock,
     IotChain,
     Publisher,
     free_port,
@@ -33,15 +38,20 @@ from citychain.client import (
     Client,
     InclusionProofError,
     ReadingPendingError,
+    ReadingSignatureError,
     ReadingTamperedError,
     VerificationError,
     verify_reading_answer,
 )
 from citychain.client.readings import reading_id_of, reading_signing_bytes
+from citychain.core import codec
+from citychain.core.crypto import PrivateKey
 from citychain.core.simple_merkle import inclusion_proof, merkle_root
+from citychain.iot import verify as iot_verify
 from citychain.iot.ngsi import NgsiServer, NodeDirectory, create_ngsi_app
-from citychain.iot.reading import Reading, sign_reading
-from citychain.iot.store import ANCHORED, ReadOnlyReadingStore
+from citychain.iot.reading import Reading, sign_reading, signing_bytes
+from citychain.iot.store import ANCHORED, ReadingStore, ReadOnlyReadingStore
+from citychain.modules.identity.messages import MsgRotateKey, rotation_sign_bytes
 
 ROUTE = "/citychain/v1/readings/"
 ERRORS = "https://uri.etsi.org/ngsi-ld/errors/"
@@ -202,3 +212,100 @@ def test_a_pending_reading_is_never_called_verified(world: World) -> None:
     answer["status"] = "anchored"  # a lying server still has no anchor to show
     with pytest.raises(ReadingPendingError):
         verify_reading_answer(answer, world.client)
+
+
+def _signed_by(key: PrivateKey, reading: Reading) -> Reading:
+    """``reading`` (of the device's DID) signed by ``key`` instead."""
+    sig = key.sign(signing_bytes(CHAIN_ID, reading.device, reading.stream, reading.seq,
+                                 reading.ts_ms, reading.value))
+    return Reading(reading.device, reading.stream, reading.seq, reading.ts_ms, reading.value,
+                   sig)
+
+
+def _anchored(gateway: Any, accepted: int) -> bool:
+    return bool(gateway.stats()["accepted"] == accepted
+                and gateway.store.counts().get("readings_accepted", 0) == 0
+                and not gateway.store.batches("sealed"))
+
+
+def test_a_reading_anchored_before_a_key_rotation_still_verifies(
+        broker: Broker, chain: IotChain, tmp_path: Path) -> None:
+    old_key, new_key = chain.key("s4"), PrivateKey.from_secret("reading-proofs/s4-rotated")
+    did = old_key.did
+    store_path = tmp_path / "readings.db"
+    clock = DeviceClock(old_key)
+    before = [clock.next(41), clock.next(42)]
+    publisher = Publisher(broker)
+    try:
+        with running_gateway(broker, chain, store_path, batch_seconds=0.2) as gateway:
+            assert publisher.publish_readings(before) == before
+            wait_for(lambda: _anchored(gateway, 2), what="the readings before the rotation")
+
+        account = codec.decode(chain.client.query("/identity/account",
+                                                  {"address": old_key.address}).value)
+        proof = new_key.sign(rotation_sign_bytes(CHAIN_ID, did, new_key.public_key,
+                                                 int(account["sequence"])))
+        chain.send("s4", MsgRotateKey(new_key.public_key, proof))
+        history = codec.decode(chain.client.query("/identity/key_history", {"did": did}).value)
+        rotated_at = history["keys"][1]["height"]
+
+        # A reading signed with the old key after the rotation, which a gateway stored anyway
+        # (it still trusted the old key, or lies): it is sealed and anchored after the rotation.
+        late = clock.next(43)
+        seeded = ReadingStore(store_path)
+        try:
+            seeded.commit_readings([(late, now_ms())], {did: (late.seq, late.ts_ms)}, {})
+        finally:
+            seeded.close()
+        fresh = _signed_by(new_key, clock.next(44))
+        with running_gateway(broker, chain, store_path, batch_seconds=0.2) as gateway:
+            assert publisher.publish_readings([fresh]) == [fresh]
+            wait_for(lambda: _anchored(gateway, 1), what="the readings after the rotation")
+            heights = {r.reading_id: gateway.store.get_batch(
+                gateway.store.get_reading(r.reading_id).batch_id).height  # type: ignore[union-attr]
+                for r in (*before, late, fresh)}
+    finally:
+        publisher.close()
+    assert all(heights[r.reading_id] < rotated_at for r in before)
+    assert heights[late.reading_id] >= rotated_at and heights[fresh.reading_id] >= rotated_at
+
+    store = ReadingStore(store_path)
+    directory = NodeDirectory(chain.rpc_url)
+    server = NgsiServer(create_ngsi_app(ReadOnlyReadingStore(store_path), directory),
+                        port=free_port()).start()
+    api = GatewayThread(GatewaySettings(node_url=chain.rpc_url, rate_limit=0)).start()
+    client = Client(api.url, trusted_genesis=chain.genesis_path)
+    rpc = iot_verify.RpcProver(chain.rpc_url, chain.genesis_path)
+    try:
+        # The NGSI route's answer, checked by the SDK.
+        world = World(server.url, client, [], late)
+        for reading in (*before, fresh):
+            assert verify_reading_answer(world.proof(reading), client).reading_id == \
+                reading.reading_id
+        with pytest.raises(ReadingSignatureError, match="did not sign"):
+            verify_reading_answer(world.proof(late), client)
+        tampered = world.proof(before[0])
+        tampered["reading"]["value"] += 1
+        with pytest.raises(ReadingTamperedError):
+            verify_reading_answer(tampered, client)
+
+        # iot verify's provers: the solo node's RPC and the HTTP gateway with the SDK.
+        for prover in (rpc, iot_verify.SdkProver(client)):
+            for reading in (*before, fresh):
+                assert iot_verify.verify_reading(store, reading.reading_id,
+                                                 prover).reading == reading
+            with pytest.raises(iot_verify.ReadingVerificationError, match="did not sign"):
+                iot_verify.verify_reading(store, late.reading_id, prover)
+        with sqlite3.connect(store_path) as db:
+            db.execute("UPDATE readings SET value = value + 1 WHERE id = ?",
+                       (before[1].reading_id,))
+        for prover in (rpc, iot_verify.SdkProver(client)):
+            with pytest.raises(iot_verify.ReadingVerificationError, match="altered"):
+                iot_verify.verify_reading(store, before[1].reading_id, prover)
+    finally:
+        rpc.close()
+        client.close()
+        api.stop()
+        server.stop()
+        directory.close()
+        store.close()

@@ -305,6 +305,7 @@ class _Unanchored:
     inner: CometbftProver
     chain_id: str = CHAIN_ID
 
-    def proven(self, name: str, params: dict[str, Any]) -> tuple[Any, int]:
-        value, height = self.inner.proven(name, params)
+    def proven(self, name: str, params: dict[str, Any],
+               module: str = "oracle") -> tuple[Any, int]:
+        value, height = self.inner.proven(name, params, module)
         return (None if name == "anchor" else value), height

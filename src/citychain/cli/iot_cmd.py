@@ -169,8 +169,9 @@ def verify(
     """Check a stored reading end to end: content hashes to its id, Merkle inclusion in its
     batch, the batch root anchored on chain (proven against a header signed by validators
     trusted from the genesis), device listed and time in range, signature by the device's key
-    on chain. Works against the solo node (a header signed by a genesis validator) and a
-    CometBFT node (header H+1 committed by more than 2/3 of the voting power of validators
+    on chain when the batch was anchored (proven, so later rotations do not matter). Works
+    against the solo node (a header signed by a genesis validator) and a CometBFT node
+    (header H+1 committed by more than 2/3 of the voting power of validators
     followed from the network's genesis: --home a testnet node directory, or --genesis its
     CometBFT genesis.json). Exit code 4 if anything does not match or the node cannot prove it.
     """

@@ -3,8 +3,10 @@
 The answer's six reading fields are hashed again into the reading id (the canonical encoding of
 ``citychain.iot.reading``, reimplemented here since the SDK sits below ``citychain.iot``), the id
 is checked as a leaf of the batch's Merkle root (RFC 6962), the root against the ``/oracle/anchor``
-record proven against the trusted genesis, and the signature against the device key proven by
-``/oracle/device``. Each failing step raises its own :class:`ReadingVerificationError`.
+record proven against the trusted genesis, and the signature against the key that was the
+device's key when the batch was anchored, proven by ``/identity/key_at`` at the anchor's height (so
+a later key rotation does not unmake an honest reading). Each failing step raises its own
+:class:`ReadingVerificationError`.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ class ReadingTamperedError(ReadingVerificationError):
 
 
 class ReadingSignatureError(ReadingVerificationError):
-    """The device's key proven on chain did not sign the reading."""
+    """The device's key proven on chain at the anchor's height did not sign the reading."""
 
 
 class InclusionProofError(ReadingVerificationError):
@@ -152,12 +154,15 @@ def verify_reading_answer(answer: dict[str, Any], client: Client) -> VerifiedRea
         raise AnchorMismatchError("the proven anchor does not list the reading's device")
     if not anchor["first_reading_ms"] <= ts_ms <= anchor["last_reading_ms"]:
         raise AnchorMismatchError("the reading's time lies outside the anchored range")
-    device = client.query("oracle", "device", verify=True, did=fields["device"])
-    record = device.value
-    if not device.verified or not record or not record.get("pubkey"):
-        raise ReadingSignatureError(f"no proven key for device {fields['device']}")
+    key = client.query("identity", "key_at", verify=True, did=fields["device"],
+                       at_height=anchor["height"])
+    record = key.value
+    if not key.verified or not record or not record.get("pubkey"):
+        raise ReadingSignatureError(f"no proven key of device {fields['device']} at height "
+                                    f"{anchor['height']}")
     if not verify_signature(bytes.fromhex(record["pubkey"]),
                             reading_signing_bytes(verifier.chain_id, fields), sig):
-        raise ReadingSignatureError("the device's key on chain did not sign this reading")
+        raise ReadingSignatureError(f"the device's key on chain at the anchor's height "
+                                    f"{anchor['height']} did not sign this reading")
     return VerifiedReading(reading_id, fields["device"], fields["stream"], seq, ts_ms, value,
                            sig, batch_id, root, index, total, anchor, proven.height)

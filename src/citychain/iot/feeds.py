@@ -560,7 +560,8 @@ def recompute_feed_value(store: ReadingSource, prover: Prover, feed_id: str,
 
     Every chain read is proven (``prover``). Per named batch: anchored on chain, the stored
     batch's fields give its id and root, its leaves hash to the anchored root (so each reading
-    is included), each reading hashes to its leaf and was signed by its device's key on chain.
+    is included), each reading hashes to its leaf and was signed by its device's key in force
+    on chain when the batch was anchored (``/identity/key_at`` at the anchor's height).
 
     Raises:
         FeedValueNotFoundError, SourceBatchNotAnchoredError, SourceBatchUnavailableError,
@@ -587,7 +588,16 @@ def recompute_feed_value(store: ReadingSource, prover: Prover, feed_id: str,
             devices[did] = device_record(prover.proven("device", {"did": did})[0])
         return devices[did]
 
-    batches = [(bytes.fromhex(h), _checked_batch(store, prover, bytes.fromhex(h), device))
+    keys: dict[tuple[str, int], bytes] = {}
+
+    def key_at(did: str, height: int) -> bytes:
+        if (did, height) not in keys:
+            record, _ = prover.proven("key_at", {"did": did, "at_height": height},
+                                      module="identity")
+            keys[did, height] = bytes.fromhex(record["pubkey"]) if record else b""
+        return keys[did, height]
+
+    batches = [(bytes.fromhex(h), _checked_batch(store, prover, bytes.fromhex(h), key_at))
                for h in published["source_batch_ids"]]
     start, end = int(published["window_start_ms"]), int(published["window_end_ms"])
     result = aggregate_batches(feed, start, end, batches, device)
@@ -601,7 +611,7 @@ def recompute_feed_value(store: ReadingSource, prover: Prover, feed_id: str,
 
 
 def _checked_batch(store: ReadingSource, prover: Prover, batch_id: bytes,
-                   device: Callable[[str], DeviceRecord | None]) -> list[Reading]:
+                   key_at: Callable[[str, int], bytes]) -> list[Reading]:
     anchor, _ = prover.proven("anchor", {"batch_id": batch_id.hex()})
     if anchor is None:
         raise SourceBatchNotAnchoredError(f"batch {batch_id.hex()} is not anchored on chain")
@@ -627,11 +637,11 @@ def _checked_batch(store: ReadingSource, prover: Prover, batch_id: bytes,
         if reading.device not in anchor["devices"] or \
                 not anchor["first_reading_ms"] <= reading.ts_ms <= anchor["last_reading_ms"]:
             raise SourceReadingTamperedError(f"reading {leaf.hex()} lies outside its anchor")
-        record = device(reading.device)
-        pubkey = b"" if record is None else record.pubkey
+        pubkey = key_at(reading.device, anchor["height"])
         if not verify_signature(pubkey, reading.sign_bytes(prover.chain_id), reading.sig):
             raise SourceReadingTamperedError(
-                f"reading {leaf.hex()} was not signed by {reading.device}'s key on chain")
+                f"reading {leaf.hex()} was not signed by {reading.device}'s key on chain at "
+                f"the anchor's height {anchor['height']}")
     return readings
 
 

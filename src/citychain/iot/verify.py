@@ -1,7 +1,8 @@
 """Verify one stored reading: its content hashes to its id, the id is a leaf of its batch's
 Merkle root, that root is anchored on chain (proven against a header signed by validators
-trusted from genesis), the anchor lists the device and covers the timestamp, and the device's
-proven key signed the reading.
+trusted from genesis), the anchor lists the device and covers the timestamp, and the key that was
+the device's key when the batch was anchored (``/identity/key_at`` at the anchor's height, proven
+too) signed the reading, so a later key rotation does not unmake an honest reading.
 
 Three provers: ``RpcProver`` (a solo node's RPC, trusting a citychain genesis.json),
 ``CometbftProver`` (a CometBFT node's RPC through :class:`~citychain.client.network.NetworkClient`:
@@ -48,12 +49,13 @@ class ProofUnavailableError(ReadingVerificationError):
 
 
 class Prover(Protocol):
-    """Answers oracle queries proven against trusted validators."""
+    """Answers queries (oracle's unless ``module`` says) proven against trusted validators."""
 
     chain_id: str
 
-    def proven(self, name: str, params: dict[str, Any]) -> tuple[Any, int]:
-        """Return the verified answer of ``/oracle/<name>`` and its height.
+    def proven(self, name: str, params: dict[str, Any],
+               module: str = "oracle") -> tuple[Any, int]:
+        """Return the verified answer of ``/<module>/<name>`` and its height.
 
         Raises:
             ReadingVerificationError: the answer does not verify.
@@ -122,54 +124,61 @@ def verify_reading(store: ReadingStore, reading_id: bytes, prover: Prover) -> Re
         raise ReadingVerificationError("the anchor does not list the reading's device")
     if not anchor["first_reading_ms"] <= reading.ts_ms <= anchor["last_reading_ms"]:
         raise ReadingVerificationError("the reading's time lies outside the anchored range")
-    device, _ = prover.proven("device", {"did": reading.device})
-    pubkey = bytes.fromhex(device["pubkey"]) if device and device["pubkey"] else b""
+    key, _ = prover.proven("key_at", {"did": reading.device, "at_height": anchor["height"]},
+                           module="identity")
+    pubkey = bytes.fromhex(key["pubkey"]) if key and key["pubkey"] else b""
     if not verify_signature(pubkey, reading.sign_bytes(prover.chain_id), reading.sig):
-        raise ReadingVerificationError("the device's key on chain did not sign this reading")
+        raise ReadingVerificationError(
+            f"the device's key on chain at the anchor's height {anchor['height']} did not sign "
+            "this reading")
     return ReadingProof(reading_id, reading, batch, index, aunts, anchor, height)
 
 
 class RpcProver:
-    """Proven oracle queries through a solo node's RPC, trusting ``genesis`` (a citychain
-    genesis.json obtained out of band)."""
+    """Proven oracle and identity queries through a solo node's RPC, trusting ``genesis`` (a
+    citychain genesis.json obtained out of band)."""
 
     def __init__(self, node_url: str, genesis: Path) -> None:
         parsed = Genesis.from_json(genesis.read_text())
         self.chain_id = parsed.chain_id
         self._trusted = parsed.validator_pubkeys()
         self._client = NodeClient(node_url)
-        oracle = next(m for m in default_modules() if m.name == "oracle")
-        self._queries = oracle.queries
+        self._queries = {m.name: m.queries for m in default_modules()
+                         if m.name in ("identity", "oracle")}
 
     def close(self) -> None:
         self._client.close()
 
-    def proven(self, name: str, params: dict[str, Any]) -> tuple[Any, int]:
-        """The verified answer of ``/oracle/<name>`` and its height.
+    def proven(self, name: str, params: dict[str, Any],
+               module: str = "oracle") -> tuple[Any, int]:
+        """The verified answer of ``/<module>/<name>`` (oracle or identity) and its height.
 
         Raises:
             ProofUnavailableError: the node refused the query or sent no proof or header
                 (a CometBFT node sends none: use :class:`CometbftProver`).
             ReadingVerificationError: the proof does not verify.
+            KeyError: ``module`` is neither oracle nor identity.
         """
-        answer = self._client.query(f"/oracle/{name}", params, prove=True)
+        path = f"/{module}/{name}"
+        query = self._queries[module][name]
+        answer = self._client.query(path, params, prove=True)
         if not answer.ok:
-            raise ProofUnavailableError(f"the node refused /oracle/{name}: {answer.log}")
+            raise ProofUnavailableError(f"the node refused {path}: {answer.log}")
         if answer.proof is None or answer.signed_header is None:
             raise ProofUnavailableError(
-                f"the node sent no proof or no signed header for /oracle/{name} (a solo node "
+                f"the node sent no proof or no signed header for {path} (a solo node "
                 "with no block yet, or a CometBFT node: prove through CometbftProver)")
         try:
-            value = verify_query_answer(self._queries[name], params, answer.value,
+            value = verify_query_answer(query, params, answer.value,
                                         decode_reads(answer.proof), answer.signed_header,
                                         self.chain_id, self._trusted, answer.height)
         except VerificationError as exc:
-            raise ReadingVerificationError(f"proof of /oracle/{name} failed: {exc}") from None
+            raise ReadingVerificationError(f"proof of {path} failed: {exc}") from None
         return value, answer.height
 
 
 class CometbftProver:
-    """Proven oracle queries through a CometBFT node: ``network`` (a
+    """Proven queries through a CometBFT node: ``network`` (a
     :class:`~citychain.client.network.NetworkClient` whose light client trusts the network's
     CometBFT genesis, obtained out of band) checks each answer's reads against the app hash of
     header H+1 and that header against its commit and validator set."""
@@ -191,8 +200,9 @@ class CometbftProver:
     def close(self) -> None:
         self._network.close()
 
-    def proven(self, name: str, params: dict[str, Any]) -> tuple[Any, int]:
-        """The verified answer of ``/oracle/<name>`` and the height it was read at.
+    def proven(self, name: str, params: dict[str, Any],
+               module: str = "oracle") -> tuple[Any, int]:
+        """The verified answer of ``/<module>/<name>`` and the height it was read at.
 
         Raises:
             ProofUnavailableError: the node refused the query, sent no proof, or the header
@@ -201,7 +211,7 @@ class CometbftProver:
                 not verify (the message names the reason).
             RpcError: the node could not be asked.
         """
-        path = f"/oracle/{name}"
+        path = f"/{module}/{name}"
         try:
             verified = self._network.verify_query(path, params)
         except (QueryRefusedError, NotVerifiableError, TimeoutError) as exc:
@@ -215,8 +225,8 @@ class CometbftProver:
 
 
 class SdkProver:
-    """Proven oracle queries through the HTTP gateway with the SDK (``client`` must have been
-    built with ``trusted_genesis``)."""
+    """Proven queries through the HTTP gateway with the SDK (``client`` must have been built
+    with ``trusted_genesis``)."""
 
     def __init__(self, client: Client) -> None:
         verifier = client.verifier
@@ -225,11 +235,12 @@ class SdkProver:
         self.chain_id = verifier.chain_id
         self._client = client
 
-    def proven(self, name: str, params: dict[str, Any]) -> tuple[Any, int]:
+    def proven(self, name: str, params: dict[str, Any],
+               module: str = "oracle") -> tuple[Any, int]:
         try:
-            result = self._client.query("oracle", name, verify=True, **params)
+            result = self._client.query(module, name, verify=True, **params)
         except VerificationError as exc:
-            raise ReadingVerificationError(f"proof of /oracle/{name} failed: {exc}") from None
+            raise ReadingVerificationError(f"proof of /{module}/{name} failed: {exc}") from None
         if not result.verified:
-            raise ReadingVerificationError(f"/oracle/{name} was not verified")
+            raise ReadingVerificationError(f"/{module}/{name} was not verified")
         return result.value, result.height
