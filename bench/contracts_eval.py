@@ -47,7 +47,7 @@ from citychain.app.genesis import Genesis
 from citychain.app.types import RequestFinalizeBlock
 from citychain.core.context import BlockContext
 from citychain.core.events import Event
-from citychain.core.state import StateView, WorkingSet
+from citychain.core.state import StateView
 from citychain.modules.contracts import evaluation, state
 from citychain.modules.contracts.conditions import evaluate
 from citychain.modules.contracts.templates import STREET_LIGHTING
@@ -56,6 +56,7 @@ from citychain.modules.oracle.types import compute_batch_id
 from citychain.node.assemble import default_modules
 from citychain.store import MemoryStore, SqliteStore
 from citychain.testing.chain import BLOCK_STEP_NS, GENESIS_TIME_NS, Cast, make_genesis
+from citychain.testing.timing import StoreTimings, TimingStore
 
 BAR_PER_S = 5_000
 AIM_PER_S = 20_000
@@ -67,48 +68,8 @@ GENESIS_S = GENESIS_TIME_NS // 10**9
 # ---------------------------------------------------------------------------- timing wrappers
 
 @dataclass
-class Timings:
+class Timings(StoreTimings):
     end_block_s: list[float] = field(default_factory=list)
-    compute_root_s: float = 0.0
-    store_commit_s: float = 0.0
-
-
-class TimingWorkingSet:
-    """A working set that times compute_root; everything else goes to the real one."""
-
-    def __init__(self, inner: WorkingSet, timings: Timings) -> None:
-        self.inner = inner
-        self._timings = timings
-
-    def compute_root(self) -> bytes:
-        started = time.perf_counter()
-        root = self.inner.compute_root()
-        self._timings.compute_root_s += time.perf_counter() - started
-        return root
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
-
-
-class TimingStore:
-    """Wraps a store: times ``compute_root`` of its working sets and ``commit``."""
-
-    def __init__(self, inner: Any, timings: Timings) -> None:
-        self.inner = inner
-        self.timings = timings
-
-    def begin(self) -> TimingWorkingSet:
-        return TimingWorkingSet(self.inner.begin(), self.timings)
-
-    def commit(self, working: TimingWorkingSet, height: int,
-               meta: dict[str, bytes] | None = None) -> bytes:
-        started = time.perf_counter()
-        root: bytes = self.inner.commit(working.inner, height, meta)
-        self.timings.store_commit_s += time.perf_counter() - started
-        return root
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
 
 
 def build_app(store: Any, timings: Timings) -> Application:

@@ -35,7 +35,6 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import nacl.signing
 
@@ -43,59 +42,11 @@ from citychain.app.application import Application
 from citychain.consensus.solo.blockstore import BlockStore
 from citychain.consensus.solo.node import BlockStats, SoloNode
 from citychain.core.crypto import PrivateKey, verify_signature
-from citychain.core.state import WorkingSet
 from citychain.core.tx import decode_tx
 from citychain.node.assemble import build_app
 from citychain.store import SqliteStore
 from citychain.testing.chain import Cast, make_genesis, named_key, transfer
-
-
-class TimingWorkingSet:
-    """A working set that times compute_root; everything else goes to the real one."""
-
-    def __init__(self, inner: WorkingSet, timings: Timings) -> None:
-        self.inner = inner
-        self._timings = timings
-
-    def compute_root(self) -> bytes:
-        started = time.perf_counter()
-        root = self.inner.compute_root()
-        self._timings.compute_root_s += time.perf_counter() - started
-        return root
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
-
-
-class TimingStore:
-    """Wraps a store: times ``compute_root`` of its working sets and ``commit``."""
-
-    def __init__(self, inner: SqliteStore, timings: Timings) -> None:
-        self.inner = inner
-        self.timings = timings
-
-    def begin(self) -> TimingWorkingSet:
-        return TimingWorkingSet(self.inner.begin(), self.timings)
-
-    def commit(self, working: TimingWorkingSet, height: int,
-               meta: dict[str, bytes] | None = None) -> bytes:
-        started = time.perf_counter()
-        root = self.inner.commit(working.inner, height, meta)
-        self.timings.store_commit_s += time.perf_counter() - started
-        return root
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
-
-
-@dataclass
-class Timings:
-    compute_root_s: float = 0.0
-    store_commit_s: float = 0.0
-
-    def reset(self) -> None:
-        self.compute_root_s = 0.0
-        self.store_commit_s = 0.0
+from citychain.testing.timing import StoreTimings, TimingStore
 
 
 @dataclass
@@ -140,7 +91,7 @@ class Result:
 
 
 def build_node(directory: Path, accounts: int, funded: list[PrivateKey],
-               timings: Timings) -> tuple[SoloNode, Application, SqliteStore, BlockStore, int]:
+               timings: StoreTimings) -> tuple[SoloNode, Application, SqliteStore, BlockStore, int]:
     cast = Cast.make(citizens=0, devices=0, prefix="bench-")
     filler = max(0, accounts - len(funded) - len(cast.accounts()))
     genesis = make_genesis(cast, extra_funded=funded, extra_balance=10**12,
@@ -192,7 +143,7 @@ def micro_timings(app: Application, txs: list[bytes]) -> tuple[float, float, flo
 
 def run(accounts: int, funded: list[PrivateKey], count: int, profile: bool,
         backlog: bool) -> Result:
-    timings = Timings()
+    timings = StoreTimings()
     with tempfile.TemporaryDirectory(prefix="citychain-bench-") as directory:
         print(f"  state of {accounts:,} accounts: building ...", flush=True)
         started = time.perf_counter()
