@@ -106,10 +106,10 @@ import argparse
 import contextlib
 import cProfile
 import io
+import json
 import multiprocessing
 import multiprocessing.connection
 import os
-import pickle
 import pstats
 import sqlite3
 import subprocess
@@ -126,6 +126,7 @@ from citychain.iot.reading import sign_reading
 from citychain.testing.chain import CHAIN_ID, Cast, make_genesis
 
 BLOCK_INTERVAL = 0.05
+IN_FLIGHT = 1000
 PREFIX = "bench-iot-"
 STREAM = "pm25:GQ:0:1000"
 POLL_SECONDS = 0.005
@@ -258,18 +259,43 @@ def run_subscriber(port: int, expected: int, conn: multiprocessing.connection.Co
         client.loop_stop()
 
 
-def run_publisher(port: int, payloads_path: str,
-                  conn: multiprocessing.connection.Connection) -> None:
-    """Child process: publish every (topic, payload) at QoS 1, at most 1 000 in flight; report
-    the monotonic time of each publish call and of the last PUBACK."""
+def write_messages(path: Path, messages: list[tuple[str, bytes]]) -> None:
+    """The publishers' input: per message a big-endian u16 topic length, the topic (UTF-8), a
+    big-endian u32 payload length, the payload."""
+    out = bytearray()
+    for topic, payload in messages:
+        encoded = topic.encode()
+        out += len(encoded).to_bytes(2, "big") + encoded
+        out += len(payload).to_bytes(4, "big") + payload
+    path.write_bytes(out)
+
+
+def read_messages(path: str) -> list[tuple[str, bytes]]:
+    """What :func:`write_messages` wrote."""
+    data = memoryview(Path(path).read_bytes())
+    messages = []
+    offset = 0
+    while offset < len(data):
+        size = int.from_bytes(data[offset:offset + 2], "big")
+        topic = bytes(data[offset + 2:offset + 2 + size]).decode()
+        offset += 2 + size
+        size = int.from_bytes(data[offset:offset + 4], "big")
+        messages.append((topic, bytes(data[offset + 4:offset + 4 + size])))
+        offset += 4 + size
+    return messages
+
+
+def run_python_publisher(port: int, messages_path: str,
+                         conn: multiprocessing.connection.Connection) -> None:
+    """Child process: publish every (topic, payload) with paho-mqtt at QoS 1, at most 1 000 in
+    flight; report the monotonic time of each publish call and of the last PUBACK."""
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
 
-    with open(payloads_path, "rb") as source:
-        payloads: list[tuple[str, bytes]] = pickle.load(source)
+    payloads = read_messages(messages_path)
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-publisher",
                          protocol=mqtt.MQTTv311)
-    client.max_inflight_messages_set(1000)
+    client.max_inflight_messages_set(IN_FLIGHT)
     client.max_queued_messages_set(0)
     client.connect("127.0.0.1", port)
     try:
@@ -293,6 +319,94 @@ def run_publisher(port: int, payloads_path: str,
         conn.send((times, clock(), sum(1 for info in infos if info.is_published())))
     finally:
         client.disconnect()
+
+
+class PythonPublisher:
+    """:func:`run_python_publisher` in a child process."""
+
+    name = "python paho"
+
+    def __init__(self, context: Any, port: int, messages_path: str) -> None:
+        self.conn, child = context.Pipe()
+        self.process = context.Process(target=run_python_publisher,
+                                       args=(port, messages_path, child), daemon=True)
+        self.process.start()
+        self.conn.recv()
+        self.pid = self.process.pid or 0
+
+    def go(self) -> None:
+        self.conn.send("go")
+
+    def result(self) -> tuple[list[float], float, int]:
+        """Monotonic time of each publish call, of the last PUBACK, and the PUBACK count."""
+        times, acked_at, acked = self.conn.recv()
+        return times, acked_at, acked
+
+    def close(self) -> None:
+        self.process.join(timeout=30)
+        if self.process.is_alive():
+            self.process.kill()
+
+
+GO_PUBLISHER_SOURCE = Path(__file__).resolve().parent / "mqttpub"
+GO_PUBLISHER = Path(__file__).resolve().parent.parent / ".bin" / "mqttpub"
+GO = "/usr/local/go/bin/go"
+
+
+def build_go_publisher() -> Path:
+    """``bench/mqttpub`` built into ``.bin/mqttpub`` (again when a source is newer)."""
+    newest = max(path.stat().st_mtime for path in GO_PUBLISHER_SOURCE.iterdir())
+    if not GO_PUBLISHER.exists() or GO_PUBLISHER.stat().st_mtime < newest:
+        print(f"  building {GO_PUBLISHER} ...", flush=True)
+        GO_PUBLISHER.parent.mkdir(exist_ok=True)
+        subprocess.run([GO, "build", "-o", str(GO_PUBLISHER), "."], cwd=GO_PUBLISHER_SOURCE,
+                       check=True)
+    return GO_PUBLISHER
+
+
+class GoPublisher:
+    """``bench/mqttpub`` (paho.mqtt.golang) in a child process: same messages, QoS 1, at most
+    1 000 in flight. It reports times since the start line it reads; this process records its
+    own monotonic clock when it writes that line and places every time on it."""
+
+    name = "go paho.mqtt.golang"
+
+    def __init__(self, context: Any, port: int, messages_path: str) -> None:
+        self.process = subprocess.Popen(
+            [str(GO_PUBLISHER), "-port", str(port), "-messages", messages_path,
+             "-inflight", str(IN_FLIGHT)], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        if self.process.stdin is None or self.process.stdout is None:
+            raise RuntimeError("the go publisher has no pipes")
+        self.stdin, self.stdout = self.process.stdin, self.process.stdout
+        if self.stdout.readline().strip() != b"ready":
+            self.close()
+            raise RuntimeError("the go publisher did not connect")
+        self.pid = self.process.pid
+        self.started = 0.0
+
+    def go(self) -> None:
+        self.started = time.monotonic()
+        self.stdin.write(b"go\n")
+        self.stdin.flush()
+
+    def result(self) -> tuple[list[float], float, int]:
+        """Monotonic time of each publish call, of the last PUBACK, and the PUBACK count."""
+        report = json.loads(self.stdout.readline())
+        times = [self.started + ns / 1e9 for ns in report["publish_ns"]]
+        return times, self.started + report["acked_ns"] / 1e9, int(report["acked"])
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.stdin.close()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+PUBLISHERS: dict[str, type[PythonPublisher] | type[GoPublisher]] = {
+    "go": GoPublisher, "python": PythonPublisher}
 
 
 # ------------------------------------------------------------------------------ measuring
@@ -367,8 +481,8 @@ def run_size(devices: int, args: argparse.Namespace) -> list[Phase]:
         directory = Path(text)
         print(f"\n  {devices:,} devices: signing {args.readings:,} readings ...", flush=True)
         payloads = sign_payloads(devices, args.readings)
-        payloads_path = directory / "payloads.pickle"
-        payloads_path.write_bytes(pickle.dumps(payloads))
+        payloads_path = directory / "payloads.bin"
+        write_messages(payloads_path, payloads)
         broker, port = start_broker(directory)
         node_parent, node_child = context.Pipe()
         node = context.Process(target=serve_node, args=(devices, text, node_child), daemon=True)
@@ -443,15 +557,11 @@ def measure(context: Any, name: str, port: int, payloads_path: str, pids: dict[s
             args: argparse.Namespace, subscriber: Any, store: Path | None) -> tuple[Phase, Any]:
     """Publish every payload from a publisher process; wait for the consumer (the subscriber's
     report, or the gateway's store polled here) to have everything; return the figures."""
-    pub_parent, pub_child = context.Pipe()
-    publisher = context.Process(target=run_publisher, args=(port, payloads_path, pub_child),
-                                daemon=True)
-    publisher.start()
+    publisher = PUBLISHERS[args.publisher](context, port, payloads_path)
     try:
-        pub_parent.recv()
-        pids = {**pids, "publisher": publisher.pid or 0}
+        pids = {**pids, "publisher": publisher.pid}
         before = {who: cpu_seconds(pid) for who, pid in pids.items()}
-        pub_parent.send("go")
+        publisher.go()
         total = args.readings
         stored_at: list[tuple[int, float]] = []
         anchored_at = 0.0
@@ -478,16 +588,14 @@ def measure(context: Any, name: str, port: int, payloads_path: str, pids: dict[s
             db.close()
             if anchored < total:
                 raise RuntimeError(f"timed out: {stored} stored, {anchored} anchored of {total}")
-        times, acked_at, acked = pub_parent.recv()
+        times, acked_at, acked = publisher.result()
         if subscriber is not None:
             count, last_stored = subscriber.recv()
             if count < total:
                 raise RuntimeError(f"the subscriber got {count} of {total}")
         after = {who: cpu_seconds(pid) for who, pid in pids.items()}
     finally:
-        publisher.join(timeout=30)
-        if publisher.is_alive():
-            publisher.kill()
+        publisher.close()
     first = times[0]
     latencies: list[float] = []
     previous = 0
@@ -518,11 +626,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per phase at most")
     parser.add_argument("--profile-gateway", action="store_true",
                         help="run the gateway's ingest thread under cProfile")
+    parser.add_argument("--publisher", choices=sorted(PUBLISHERS), default="go",
+                        help="what publishes in both phases: bench/mqttpub (Go, built into "
+                             ".bin/ on first use) or paho-mqtt in a Python process")
     args = parser.parse_args(argv)
+    if args.publisher == "go":
+        build_go_publisher()
     print(f"iot ingest: {args.readings:,} signed readings per phase "
-          f"(python {sys.version.split()[0]}, {os.cpu_count()} cores)", flush=True)
+          f"(python {sys.version.split()[0]}, {os.cpu_count()} cores), publisher: "
+          f"{PUBLISHERS[args.publisher].name}", flush=True)
     table = {int(size): run_size(int(size), args) for size in args.sizes.split(",")}
-    print("\n== summary ==  (cpu: microseconds per reading)")
+    print(f"\n== summary ==  (cpu: microseconds per reading; publisher: "
+          f"{PUBLISHERS[args.publisher].name})")
     ok = True
     for size, (raw, gateway) in table.items():
         names = ["broker", "publisher", "subscriber", "gateway", "node"]
