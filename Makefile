@@ -1,7 +1,8 @@
 # citychain: `make demo` runs a live city on a local chain, `make test` runs every gate.
 # Needs python3 (>= 3.11) and network access to PyPI; the venv is created on first use.
 # `make test` also needs Go (>= 1.22.11) for the CometBFT tests, which build it on first use,
-# and installs the Mosquitto broker (Debian package, via apt-get; sudo when not root).
+# and installs the Mosquitto broker and PostgreSQL (Debian packages, via apt-get; sudo when not
+# root): the IoT tests start their own broker and their own PostgreSQL on loopback ports.
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -22,6 +23,7 @@ test: $(STAMP)
 	@failed=""; \
 	echo "== cometbft + protos"; { bash scripts/install_cometbft.sh && $(BIN)/python scripts/gen_abci_protos.py; } || failed="$$failed cometbft"; \
 	echo "== mosquitto"; sh scripts/install_mosquitto.sh || failed="$$failed mosquitto"; \
+	echo "== postgresql"; sh scripts/install_postgresql.sh || failed="$$failed postgresql"; \
 	echo "== ruff"; $(BIN)/ruff check src tests bench || failed="$$failed ruff"; \
 	echo "== mypy"; $(BIN)/mypy || failed="$$failed mypy"; \
 	echo "== lint-imports"; $(BIN)/lint-imports || failed="$$failed lint-imports"; \
