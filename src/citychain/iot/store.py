@@ -1,8 +1,20 @@
-"""The gateway's off-chain store (SQLite): readings by id, sealed batches, per-device progress.
+"""The gateway's off-chain store: readings by id, sealed batches, per-device progress, in a
+SQLite file (the default) or a PostgreSQL database (a ``postgresql://`` or ``postgres://`` URL).
 
-Every write is one transaction committed with WAL and ``synchronous=FULL`` (fsync at commit), so a
-reading whose transaction returned survives a crash of the process or the machine; the gateway
-acknowledges readings to the broker only after that. One connection per thread.
+Every write is one transaction, durable when it returns, so a reading whose transaction returned
+survives a crash of the process or the machine; the gateway acknowledges readings to the broker
+only after that. SQLite: WAL and ``synchronous=FULL`` (fsync at commit). PostgreSQL: every
+writing connection sets ``synchronous_commit=on`` (the server's default; COMMIT returns once its
+WAL record is flushed to disk) whatever the server is configured with. Writes of several
+statements are serialized as SQLite's write lock serializes them: ``BEGIN IMMEDIATE`` on SQLite,
+``BEGIN`` and a SHARE ROW EXCLUSIVE lock of the store's tables on PostgreSQL (readers are not
+blocked), so row numbers ``n`` follow commit order on both. One connection per thread. The
+read-only store never writes: SQLite ``mode=ro`` connections, PostgreSQL sessions with
+``default_transaction_read_only``; neither creates the schema.
+
+The SQL is written once, in SQLite's spelling with ``?`` placeholders; :class:`Dialect` holds
+the few differences (column types, how a write transaction begins) and the PostgreSQL
+connection turns ``?`` into ``%s``.
 """
 
 from __future__ import annotations
@@ -10,54 +22,236 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, Protocol, overload
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from citychain.iot.reading import Reading
 
+if TYPE_CHECKING:
+    import psycopg
+
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+CONNECT_TIMEOUT_SECONDS = 10
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS readings (
-    n INTEGER PRIMARY KEY AUTOINCREMENT,
-    id BLOB NOT NULL UNIQUE,
+    n {row_number},
+    id {blob} NOT NULL UNIQUE,
     device TEXT NOT NULL,
     stream TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    ts_ms INTEGER NOT NULL,
-    value INTEGER NOT NULL,
-    sig BLOB NOT NULL,
-    received_ms INTEGER NOT NULL,
+    seq {integer} NOT NULL,
+    ts_ms {integer} NOT NULL,
+    value {integer} NOT NULL,
+    sig {blob} NOT NULL,
+    received_ms {integer} NOT NULL,
     status TEXT NOT NULL DEFAULT 'accepted',
-    batch_id BLOB
+    batch_id {blob}
 );
 CREATE INDEX IF NOT EXISTS readings_pending ON readings (status, n);
 CREATE TABLE IF NOT EXISTS device_progress (
     device TEXT PRIMARY KEY,
-    last_seq INTEGER NOT NULL,
-    last_ts_ms INTEGER NOT NULL
+    last_seq {integer} NOT NULL,
+    last_ts_ms {integer} NOT NULL
 );
 CREATE TABLE IF NOT EXISTS batches (
-    n INTEGER PRIMARY KEY AUTOINCREMENT,
-    id BLOB NOT NULL UNIQUE,
-    merkle_root BLOB NOT NULL UNIQUE,
-    leaves BLOB NOT NULL,
+    n {row_number},
+    id {blob} NOT NULL UNIQUE,
+    merkle_root {blob} NOT NULL UNIQUE,
+    leaves {blob} NOT NULL,
     devices TEXT NOT NULL,
-    first_reading_ms INTEGER NOT NULL,
-    last_reading_ms INTEGER NOT NULL,
-    reading_count INTEGER NOT NULL,
-    previous_batch_id BLOB NOT NULL,
+    first_reading_ms {integer} NOT NULL,
+    last_reading_ms {integer} NOT NULL,
+    reading_count {integer} NOT NULL,
+    previous_batch_id {blob} NOT NULL,
     status TEXT NOT NULL,
-    height INTEGER NOT NULL DEFAULT 0,
+    height {integer} NOT NULL DEFAULT 0,
     tx_hash TEXT NOT NULL DEFAULT '',
     error TEXT NOT NULL DEFAULT '',
-    sends INTEGER NOT NULL DEFAULT 0
+    sends {integer} NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS rejections (
     reason TEXT PRIMARY KEY,
-    count INTEGER NOT NULL
+    count {integer} NOT NULL
 );
 """
+TABLES = ("readings", "device_progress", "batches", "rejections")
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """What differs between the backends: column types and how transactions begin."""
+
+    name: str
+    row_number: str                  # the ``n`` column: a row number growing with each insert
+    blob: str
+    integer: str                     # 64-bit signed
+    begin_write: tuple[str, ...]     # opens a write transaction holding the write lock
+    begin_schema: tuple[str, ...]    # opens the transaction creating the tables
+
+    def schema(self) -> list[str]:
+        text = SCHEMA.format(row_number=self.row_number, blob=self.blob, integer=self.integer)
+        return [statement.strip() for statement in text.split(";") if statement.strip()]
+
+
+SQLITE = Dialect("sqlite", "INTEGER PRIMARY KEY AUTOINCREMENT", "BLOB", "INTEGER",
+                 ("BEGIN IMMEDIATE",), ("BEGIN IMMEDIATE",))
+POSTGRES = Dialect(
+    "postgresql", "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY", "BYTEA", "BIGINT",
+    ("BEGIN", f"LOCK TABLE {', '.join(TABLES)} IN SHARE ROW EXCLUSIVE MODE"),
+    # the tables may not exist yet: two gateways creating them at once queue on a lock key
+    ("BEGIN", "SELECT pg_advisory_xact_lock(hashtext('citychain.iot.store schema'))"))
+
+
+class ReadingStoreError(Exception):
+    """The reading store cannot be opened: no such SQLite file or no tables (read-only), or
+    the PostgreSQL server could not be reached or refused us. One line naming the store (a
+    URL without its password)."""
+
+
+def is_postgres_location(location: Path | str) -> bool:
+    """True when ``location`` is a PostgreSQL URL rather than a SQLite file path."""
+    return isinstance(location, str) and location.startswith(POSTGRES_SCHEMES)
+
+
+def redact_url(url: str) -> str:
+    """``url`` without its password (in the user part or a ``password=`` parameter)."""
+    parts = urlsplit(url)
+    user, at, hosts = parts.netloc.rpartition("@")
+    netloc = f"{user.partition(':')[0]}@{hosts}" if at else hosts
+    query = urlencode([(key, value) for key, value in parse_qsl(parts.query)
+                       if key != "password"])
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+class _Cursor(Protocol):
+    @property
+    def rowcount(self) -> int: ...
+
+    def fetchone(self) -> Any: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
+
+
+class _Connection(Protocol):
+    """The calls the store makes on a connection: sqlite3's, which PostgreSQL's wrapper offers."""
+
+    def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> _Cursor: ...
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]], /) -> object: ...
+
+    def close(self) -> None: ...
+
+
+@lru_cache(maxsize=256)
+def _postgres_sql(sql: str) -> str:
+    return sql.replace("?", "%s")  # no statement of this module has a literal ? or %
+
+
+class _PostgresConnection:
+    """A psycopg connection (autocommit: the store sends BEGIN and COMMIT itself) taking
+    the store's ``?`` placeholders."""
+
+    def __init__(self, connection: psycopg.Connection[Any]) -> None:
+        self._connection = connection
+
+    def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> _Cursor:
+        return self._connection.execute(_postgres_sql(sql), parameters)
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]], /) -> object:
+        with self._connection.cursor() as cursor:
+            cursor.executemany(_postgres_sql(sql), list(rows))
+        return None
+
+    def close(self) -> None:
+        self._connection.close()
+
+
+class _Backend(Protocol):
+    dialect: Dialect
+    location: str            # for messages: a file path, or a URL without its password
+    path: Path | None
+
+    def connect(self) -> _Connection: ...
+
+    def check_present(self, db: _Connection) -> None: ...
+
+
+class _SqliteBackend:
+    dialect = SQLITE
+
+    def __init__(self, path: Path, *, read_only: bool) -> None:
+        self.path: Path | None = path
+        self.location = str(path)
+        self.read_only = read_only
+        if read_only and not path.exists():
+            raise ReadingStoreError(f"no reading store at {path}")
+        if not read_only:
+            path.parent.mkdir(parents=True, exist_ok=True)
+
+    def connect(self) -> _Connection:
+        if self.path is None:
+            raise ReadingStoreError("no SQLite path")
+        if self.read_only:
+            db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True,
+                                 isolation_level=None, check_same_thread=False)
+        else:
+            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+        db.execute("PRAGMA busy_timeout=10000")
+        return db
+
+    def check_present(self, db: _Connection) -> None:
+        return None  # the file exists (checked at open)
+
+
+class _PostgresBackend:
+    dialect = POSTGRES
+    path: Path | None = None
+
+    def __init__(self, url: str, *, read_only: bool) -> None:
+        self.url = url
+        self.location = redact_url(url)
+        self.read_only = read_only
+
+    def connect(self) -> _Connection:
+        """A new session: read-only, or with ``synchronous_commit=on``.
+
+        Raises:
+            ReadingStoreError: the server cannot be reached or refused the connection.
+        """
+        import psycopg
+        from psycopg.conninfo import conninfo_to_dict
+
+        try:
+            settings: dict[str, Any] = {}
+            if "connect_timeout" not in conninfo_to_dict(self.url):
+                settings["connect_timeout"] = CONNECT_TIMEOUT_SECONDS
+            connection = psycopg.connect(self.url, autocommit=True, **settings)
+        except psycopg.Error as exc:
+            reason = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+            raise ReadingStoreError(f"cannot connect to the reading store {self.location}: "
+                                    f"{reason}") from None
+        setting = ("default_transaction_read_only" if self.read_only else "synchronous_commit")
+        connection.execute(f"SET {setting} = on")
+        return _PostgresConnection(connection)
+
+    def check_present(self, db: _Connection) -> None:
+        row = db.execute("SELECT to_regclass('readings') IS NOT NULL").fetchone()
+        if not row[0]:
+            raise ReadingStoreError(f"no reading store at {self.location} (no readings table)")
+
+
+def _backend(location: Path | str, *, read_only: bool) -> _Backend:
+    if is_postgres_location(location):
+        return _PostgresBackend(str(location), read_only=read_only)
+    return _SqliteBackend(Path(location), read_only=read_only)
+
 
 ACCEPTED = "accepted"      # stored, not yet in a batch
 BATCHED = "batched"        # in a sealed batch
@@ -95,28 +289,55 @@ class Batch:
 
 
 class ReadingStore:
-    """The SQLite file of one gateway; thread-safe by one connection per thread."""
+    """The store of one gateway (a SQLite file, or a PostgreSQL database when ``location`` is a
+    ``postgresql://`` URL), its tables created if missing; thread-safe by one connection per
+    thread.
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
+    Raises:
+        ReadingStoreError: PostgreSQL cannot be reached or refused the connection.
+    """
+
+    def __init__(self, location: Path | str) -> None:
+        self._open(_backend(location, read_only=False))
+        with self._transaction(self._dialect.begin_schema) as db:
+            for statement in self._dialect.schema():
+                db.execute(statement)
+
+    def _open(self, backend: _Backend) -> None:
+        self._backend = backend
+        self._dialect = backend.dialect
+        self.path = backend.path            # the SQLite file (None for PostgreSQL)
+        self.location = backend.location    # the file, or the URL without its password
         self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
+        self._connections: list[_Connection] = []
         self._lock = threading.Lock()
-        self._db.executescript(SCHEMA)
+        self._db  # noqa: B018  (connect now: a bad URL fails here, not in a worker thread)
 
     @property
-    def _db(self) -> sqlite3.Connection:
-        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+    def _db(self) -> _Connection:
+        db: _Connection | None = getattr(self._local, "db", None)
         if db is None:
-            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=FULL")
-            db.execute("PRAGMA busy_timeout=10000")
+            db = self._backend.connect()
             self._local.db = db
             with self._lock:
                 self._connections.append(db)
         return db
+
+    @contextmanager
+    def _transaction(self, begin: tuple[str, ...] | None = None) -> Iterator[_Connection]:
+        """One write transaction (holding the write lock), committed when the block ends and
+        rolled back when it raises."""
+        db = self._db
+        first, *rest = begin or self._dialect.begin_write
+        db.execute(first)
+        try:
+            for statement in rest:
+                db.execute(statement)
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
 
     def close(self) -> None:
         with self._lock:
@@ -131,9 +352,7 @@ class ReadingStore:
                         rejected: Mapping[str, int]) -> None:
         """Store accepted readings (with their receive time), the devices' new last seq and
         timestamp, and rejection counts, in one transaction (durable when this returns)."""
-        db = self._db
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._transaction() as db:
             db.executemany(
                 "INSERT INTO readings (id, device, stream, seq, ts_ms, value, sig, received_ms)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -146,12 +365,8 @@ class ReadingStore:
                 [(device, seq, ts) for device, (seq, ts) in sorted(progress.items())])
             db.executemany(
                 "INSERT INTO rejections (reason, count) VALUES (?, ?) ON CONFLICT(reason) "
-                "DO UPDATE SET count = count + excluded.count",
+                "DO UPDATE SET count = rejections.count + excluded.count",
                 sorted(rejected.items()))
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
 
     def device_progress(self) -> dict[str, tuple[int, int]]:
         """device DID -> (last seq, last ts_ms) of its last accepted reading."""
@@ -189,9 +404,7 @@ class ReadingStore:
     def seal(self, batches: list[tuple[Batch, list[int]]], dropped: list[int]) -> None:
         """Write sealed batches (each with the ``n`` of its readings) and mark readings of
         inactive devices dropped, in one transaction."""
-        db = self._db
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._transaction() as db:
             for batch, numbers in batches:
                 db.execute(
                     "INSERT INTO batches (id, merkle_root, leaves, devices, first_reading_ms, "
@@ -205,10 +418,6 @@ class ReadingStore:
                                [(BATCHED, batch.batch_id, n) for n in numbers])
             db.executemany("UPDATE readings SET status = ? WHERE n = ?",
                            [(DROPPED, n) for n in dropped])
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
 
     def batches(self, status: str | None = None) -> list[Batch]:
         """Batches in sealing order (only those with ``status`` when given)."""
@@ -240,12 +449,9 @@ class ReadingStore:
         the next seal re-checks their devices and links to the last anchored batch. With
         ``unanchorable`` the refused batch's own readings are set aside instead. Returns the
         number of readings returned to the pool."""
-        db = self._db
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._transaction() as db:
             row = db.execute("SELECT n FROM batches WHERE id = ?", (batch_id,)).fetchone()
             if row is None:
-                db.execute("ROLLBACK")
                 return 0
             ids = [bytes(r[0]) for r in db.execute(
                 "SELECT id FROM batches WHERE n >= ? AND status = ? ORDER BY n", (row[0], SEALED))]
@@ -258,10 +464,6 @@ class ReadingStore:
                     "UPDATE readings SET status = ?, batch_id = NULL WHERE batch_id = ?",
                     (ACCEPTED, each)).rowcount
                 db.execute("DELETE FROM batches WHERE id = ?", (each,))
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
         return returned
 
     # ------------------------------------------------------------------ reads
@@ -313,28 +515,18 @@ def _batch(row: Any) -> Batch:
 
 
 class ReadOnlyReadingStore(ReadingStore):
-    """The same store opened read-only (``mode=ro`` connections, no schema written), for
-    readers beside the gateway such as the NGSI-LD server: they can never write its file."""
+    """The same store opened read-only (SQLite ``mode=ro`` connections, PostgreSQL read-only
+    sessions; no schema written), for readers beside the gateway such as the NGSI-LD server:
+    they can never write its data.
 
-    def __init__(self, path: Path) -> None:
-        if not path.exists():
-            raise FileNotFoundError(f"no reading store at {path}")
-        self.path = path
-        self._local = threading.local()
-        self._connections = []
-        self._lock = threading.Lock()
+    Raises:
+        ReadingStoreError: no such SQLite file, no tables in the PostgreSQL database, or the
+            server cannot be reached.
+    """
 
-    @property
-    def _db(self) -> sqlite3.Connection:
-        db: sqlite3.Connection | None = getattr(self._local, "db", None)
-        if db is None:
-            db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True,
-                                 isolation_level=None, check_same_thread=False)
-            db.execute("PRAGMA busy_timeout=10000")
-            self._local.db = db
-            with self._lock:
-                self._connections.append(db)
-        return db
+    def __init__(self, location: Path | str) -> None:
+        self._open(_backend(location, read_only=True))
+        self._backend.check_present(self._db)
 
     # ------------------------------------------------------------------ NGSI-LD reads
     def latest_readings(self, device: str) -> list[StoredReading]:
@@ -352,9 +544,29 @@ class ReadOnlyReadingStore(ReadingStore):
             "SELECT device, stream, seq, ts_ms, value, sig, received_ms, status, batch_id FROM ("
             " SELECT *, ROW_NUMBER() OVER (PARTITION BY stream ORDER BY ts_ms DESC) AS rank"
             " FROM readings WHERE device = ? AND status IN (?, ?)"
-            " AND (? IS NULL OR ts_ms >= ?) AND (? IS NULL OR ts_ms < ?))"
-            " WHERE (? IS NULL OR rank <= ?) ORDER BY stream, ts_ms",
+            " AND (CAST(? AS BIGINT) IS NULL OR ts_ms >= ?)"
+            " AND (CAST(? AS BIGINT) IS NULL OR ts_ms < ?)) AS ranked"
+            " WHERE (CAST(? AS BIGINT) IS NULL OR rank <= ?) ORDER BY stream, ts_ms",
             (device, ACCEPTED, BATCHED, from_ms, from_ms, to_ms, to_ms, last, last))
         return [StoredReading(Reading(d, s, q, t, v, bytes(g)), rec, status,
                               None if b is None else bytes(b))
                 for d, s, q, t, v, g, rec, status, b in rows]
+
+
+@overload
+def open_reading_store(location: Path | str, *, read_only: Literal[True]) -> ReadOnlyReadingStore:
+    ...
+
+
+@overload
+def open_reading_store(location: Path | str, *, read_only: bool = False) -> ReadingStore: ...
+
+
+def open_reading_store(location: Path | str, *, read_only: bool = False) -> ReadingStore:
+    """The reading store at ``location``: a ``postgresql://`` (or ``postgres://``) URL is a
+    PostgreSQL database, anything else a SQLite file; ``read_only`` opens it for reading only.
+
+    Raises:
+        ReadingStoreError: see :class:`ReadingStore` and :class:`ReadOnlyReadingStore`.
+    """
+    return ReadOnlyReadingStore(location) if read_only else ReadingStore(location)

@@ -1,0 +1,279 @@
+"""The reading store behaves the same on SQLite and on a real PostgreSQL: ingest (readings,
+progress, rejections in one transaction), sealing, unsealing and anchoring, reads, the read-only
+store that cannot write, and a clear error for a PostgreSQL that cannot be reached."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from citychain.core.crypto import PrivateKey
+from citychain.iot.reading import Reading, sign_reading
+from citychain.iot.store import (
+    ACCEPTED,
+    ANCHORED,
+    BATCHED,
+    DROPPED,
+    SEALED,
+    UNANCHORABLE,
+    Batch,
+    ReadingStore,
+    ReadingStoreError,
+    ReadOnlyReadingStore,
+    open_reading_store,
+    redact_url,
+)
+from citychain.testing.postgres import PostgresServer
+
+CHAIN_ID = "store-city"
+KEY_A = PrivateKey.from_secret("store-test/a")
+KEY_B = PrivateKey.from_secret("store-test/b")
+T0 = 1_800_000_000_000
+WRITE_REFUSED = (sqlite3.OperationalError, psycopg.errors.ReadOnlySqlTransaction)
+DUPLICATE = (sqlite3.IntegrityError, psycopg.errors.UniqueViolation)
+
+
+def readings(key: PrivateKey, count: int, *, stream: str = "pm25", start: int = 1,
+             step_ms: int = 1000) -> list[Reading]:
+    return [sign_reading(key, CHAIN_ID, stream, start + i, T0 + (start + i) * step_ms, 10 + i)
+            for i in range(count)]
+
+
+def batch_of(store: ReadingStore, pending: list[tuple[int, Reading, int]], tag: bytes
+             ) -> tuple[Batch, list[int]]:
+    ids = tuple(reading.reading_id for _, reading, _ in pending)
+    batch = Batch(tag * 32, bytes(reversed(tag)) * 32, ids,
+                  tuple(sorted({reading.device for _, reading, _ in pending})),
+                  min(reading.ts_ms for _, reading, _ in pending),
+                  max(reading.ts_ms for _, reading, _ in pending), len(ids),
+                  store.last_batch_id())
+    return batch, [n for n, _, _ in pending]
+
+
+@pytest.fixture
+def store(store_location: Path | str) -> Iterator[ReadingStore]:
+    opened = open_reading_store(store_location)
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+def test_commit_readings_stores_progress_and_rejections(store: ReadingStore) -> None:
+    first, second = readings(KEY_A, 3), readings(KEY_B, 2)
+    store.commit_readings([(r, T0 + 5) for r in first], {KEY_A.did: (3, first[-1].ts_ms)},
+                          {"bad_signature": 2, "replayed": 1})
+    store.commit_readings([(r, T0 + 9) for r in second], {KEY_B.did: (2, second[-1].ts_ms)},
+                          {"replayed": 4})
+
+    assert store.device_progress() == {KEY_A.did: (3, first[-1].ts_ms),
+                                       KEY_B.did: (2, second[-1].ts_ms)}
+    assert store.rejection_counts() == {"bad_signature": 2, "replayed": 5}
+    assert store.has_reading(first[0].reading_id)
+    assert not store.has_reading(bytes(32))
+    assert store.reading_ids() == [r.reading_id for r in first + second]
+    assert [(reading, received) for _, reading, received in store.pending(10)] == [
+        *((r, T0 + 5) for r in first), *((r, T0 + 9) for r in second)]
+    assert [reading for _, reading, _ in store.pending(2)] == first[:2]
+    assert store.pending_summary() == (5, T0 + 5)
+    stored = store.get_reading(second[1].reading_id)
+    assert stored is not None
+    assert stored.reading == second[1] and stored.reading.reading_id == second[1].reading_id
+    assert (stored.received_ms, stored.status, stored.batch_id) == (T0 + 9, ACCEPTED, None)
+    assert store.get_reading(bytes(32)) is None
+    assert store.counts() == {"readings_accepted": 5}
+
+
+def test_invalid_duplicate_reading_rolls_back_the_whole_commit(store: ReadingStore) -> None:
+    first = readings(KEY_A, 2)
+    store.commit_readings([(first[0], T0)], {KEY_A.did: (1, first[0].ts_ms)}, {})
+    with pytest.raises(DUPLICATE):
+        store.commit_readings([(first[1], T0), (first[0], T0)],
+                              {KEY_A.did: (2, first[1].ts_ms)}, {"replayed": 1})
+    assert store.reading_ids() == [first[0].reading_id]
+    assert store.device_progress() == {KEY_A.did: (1, first[0].ts_ms)}
+    assert store.rejection_counts() == {}
+    store.commit_readings([(first[1], T0)], {KEY_A.did: (2, first[1].ts_ms)}, {})  # usable
+    assert store.pending_summary() == (2, T0)
+
+
+def test_seal_anchor_and_unseal_from(store: ReadingStore) -> None:
+    chunk = readings(KEY_A, 6) + readings(KEY_B, 2)
+    store.commit_readings([(r, T0 + i) for i, r in enumerate(chunk)], {}, {})
+    assert store.last_batch_id() == b""
+    pending = store.pending(10)
+    first = batch_of(store, pending[:3], b"\x01")
+    store.seal([first], dropped=[pending[6][0]])
+    second = batch_of(store, pending[3:6], b"\x02")
+    store.seal([second], dropped=[])
+    assert store.last_batch_id() == second[0].batch_id
+    assert [b.batch_id for b in store.batches()] == [first[0].batch_id, second[0].batch_id]
+    assert store.batches(SEALED) == [first[0], second[0]]
+    assert store.get_batch(second[0].batch_id) == second[0]
+    assert store.get_batch(bytes(32)) is None
+    assert [reading for _, reading, _ in store.pending(10)] == [chunk[7]]
+    stored = store.get_reading(chunk[1].reading_id)
+    assert stored is not None and (stored.status, stored.batch_id) == (BATCHED,
+                                                                       first[0].batch_id)
+    dropped = store.get_reading(chunk[6].reading_id)
+    assert dropped is not None and dropped.status == DROPPED
+
+    store.record_send(first[0].batch_id)
+    store.record_send(first[0].batch_id)
+    store.mark_anchored(first[0].batch_id, 12, "AB" * 32)
+    anchored = store.get_batch(first[0].batch_id)
+    assert anchored is not None
+    assert (anchored.status, anchored.height, anchored.tx_hash, anchored.sends) == (
+        ANCHORED, 12, "AB" * 32, 2)
+    assert store.anchored_summary() == (1, 3, chunk[0].reading_id)
+
+    assert store.unseal_from(bytes(32), unanchorable=False) == 0
+    assert store.unseal_from(second[0].batch_id, unanchorable=False) == 3
+    assert [b.batch_id for b in store.batches()] == [first[0].batch_id]
+    assert [reading for _, reading, _ in store.pending(10)] == [*chunk[3:6], chunk[7]]
+    assert store.counts() == {"readings_accepted": 4, "readings_batched": 3,
+                              "readings_dropped": 1, "batches_anchored": 1}
+
+    third = batch_of(store, store.pending(2), b"\x03")
+    fourth = batch_of(store, store.pending(10)[2:], b"\x04")
+    store.seal([third, fourth], dropped=[])
+    assert store.unseal_from(third[0].batch_id, unanchorable=True) == 2
+    assert [store.get_reading(r.reading_id).status for r in chunk[3:5]  # type: ignore[union-attr]
+            ] == [UNANCHORABLE, UNANCHORABLE]
+    assert [reading for _, reading, _ in store.pending(10)] == [chunk[5], chunk[7]]
+    assert store.last_batch_id() == first[0].batch_id
+
+
+def test_writes_from_many_threads_each_with_its_own_connection(store: ReadingStore) -> None:
+    keys = [PrivateKey.from_secret(f"store-test/thread-{i}") for i in range(4)]
+    failures: list[BaseException] = []
+
+    def ingest(key: PrivateKey) -> None:
+        try:
+            for chunk in range(10):
+                batch = readings(key, 5, start=1 + chunk * 5)
+                store.commit_readings([(r, T0) for r in batch],
+                                      {key.did: (batch[-1].seq, batch[-1].ts_ms)},
+                                      {"replayed": 1})
+        except BaseException as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=ingest, args=(key,)) for key in keys]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert failures == []
+    assert store.pending_summary() == (200, T0)
+    assert store.rejection_counts() == {"replayed": 40}
+    assert store.device_progress() == {key.did: (50, T0 + 50_000) for key in keys}
+    numbers = [n for n, _, _ in store.pending(500)]
+    assert numbers == sorted(numbers)
+
+
+def test_read_only_store_reads_and_refuses_writes(store: ReadingStore,
+                                                  store_location: Path | str) -> None:
+    batch = readings(KEY_A, 2)
+    store.commit_readings([(r, T0) for r in batch], {KEY_A.did: (2, batch[-1].ts_ms)}, {})
+    reader = open_reading_store(store_location, read_only=True)
+    try:
+        assert isinstance(reader, ReadOnlyReadingStore)
+        assert reader.reading_ids() == [r.reading_id for r in batch]
+        more = readings(KEY_A, 1, start=3)
+        with pytest.raises(WRITE_REFUSED):
+            reader.commit_readings([(more[0], T0)], {KEY_A.did: (3, more[0].ts_ms)}, {})
+        with pytest.raises(WRITE_REFUSED):
+            reader.record_send(bytes(32))
+        with pytest.raises(WRITE_REFUSED):
+            reader.seal([], dropped=[1])
+    finally:
+        reader.close()
+    assert store.reading_ids() == [r.reading_id for r in batch]
+    assert store.device_progress() == {KEY_A.did: (2, batch[-1].ts_ms)}
+
+
+def test_device_readings_from_to_and_last(store: ReadingStore,
+                                          store_location: Path | str) -> None:
+    pm25 = readings(KEY_A, 5, step_ms=2000)                        # ts T0+2000 .. T0+10000
+    temp = readings(KEY_A, 3, stream="temp", start=6, step_ms=2000)  # T0+12000 .. T0+16000
+    other = readings(KEY_B, 2)
+    store.commit_readings([(r, T0) for r in pm25 + temp + other], {}, {})
+    pending = store.pending(20)
+    store.seal([batch_of(store, pending[:2], b"\x05")], dropped=[pending[4][0]])  # pm25[4]
+    reader = ReadOnlyReadingStore(store_location)
+    try:
+        def values(**bounds: int) -> list[tuple[str, int]]:
+            return [(s.reading.stream, s.reading.value)
+                    for s in reader.device_readings(KEY_A.did, **bounds)]
+
+        assert values() == [("pm25", 10), ("pm25", 11), ("pm25", 12), ("pm25", 13),
+                            ("temp", 10), ("temp", 11), ("temp", 12)]
+        assert values(from_ms=T0 + 4000, to_ms=T0 + 14000) == [
+            ("pm25", 11), ("pm25", 12), ("pm25", 13), ("temp", 10)]
+        assert values(last=2) == [("pm25", 12), ("pm25", 13), ("temp", 11), ("temp", 12)]
+        assert values(to_ms=T0 + 14000, last=1) == [("pm25", 13), ("temp", 10)]
+        latest = reader.latest_readings(KEY_A.did)
+        assert [(s.reading, s.status) for s in latest] == [(pm25[3], ACCEPTED),
+                                                           (temp[2], ACCEPTED)]
+        first = reader.device_readings(KEY_A.did, last=5)[0]
+        assert first.status == BATCHED and first.batch_id == b"\x05" * 32
+        assert reader.device_readings("did:city:" + "0" * 40) == []
+    finally:
+        reader.close()
+
+
+def test_invalid_read_only_store_that_does_not_exist(tmp_path: Path, postgres_url: str) -> None:
+    missing = tmp_path / "none.db"
+    with pytest.raises(ReadingStoreError, match="no reading store at"):
+        ReadOnlyReadingStore(missing)
+    assert not missing.exists()
+    with pytest.raises(ReadingStoreError, match=r"no reading store at postgresql://.*no readings"):
+        ReadOnlyReadingStore(postgres_url)
+    with psycopg.connect(postgres_url) as db:  # and it created nothing
+        assert db.execute("SELECT to_regclass('readings')").fetchone() == (None,)
+
+
+def test_postgres_store_creates_its_schema_once_and_commits_synchronously(
+        postgres_url: str) -> None:
+    with psycopg.connect(postgres_url, autocommit=True) as db:
+        db.execute(f"ALTER DATABASE {postgres_url.rsplit('/', 1)[1]} "
+                   "SET synchronous_commit = off")
+    stores = [ReadingStore(postgres_url), ReadingStore(postgres_url)]  # schema already there
+    try:
+        row = stores[1]._db.execute("SHOW synchronous_commit").fetchone()
+        assert row[0] == "on"
+        assert stores[1].location == postgres_url
+        assert stores[1].path is None
+    finally:
+        for each in stores:
+            each.close()
+    reader = ReadOnlyReadingStore(postgres_url)
+    try:
+        row = reader._db.execute("SHOW default_transaction_read_only").fetchone()
+        assert row[0] == "on"
+    finally:
+        reader.close()
+
+
+def test_invalid_unreachable_postgres_names_the_url_without_password(
+        postgres: PostgresServer) -> None:
+    url = f"postgresql://city:s3cret@127.0.0.1:{postgres.port}/no_such_database"
+    with pytest.raises(ReadingStoreError) as refused:
+        ReadingStore(url)
+    message = str(refused.value)
+    assert message.startswith(
+        f"cannot connect to the reading store postgresql://city@127.0.0.1:{postgres.port}/"
+        "no_such_database: ")
+    assert "s3cret" not in message and "\n" not in message
+
+
+def test_redact_url_drops_passwords_only() -> None:
+    assert redact_url("postgresql://u:pw@h:5432/db") == "postgresql://u@h:5432/db"
+    assert redact_url("postgres://h/db?password=pw&sslmode=disable") == (
+        "postgres://h/db?sslmode=disable")
+    assert redact_url("postgresql://u@h1:1,h2:2/db") == "postgresql://u@h1:1,h2:2/db"
