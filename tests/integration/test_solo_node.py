@@ -238,3 +238,32 @@ def test_broadcast_commit_through_rpc(home: tuple[Path, Cast]) -> None:
     finally:
         server.stop()
         runtime.close()
+
+
+def test_client_hanging_up_is_logged_not_printed(home: tuple[Path, Cast],
+                                                 capsys: pytest.CaptureFixture[str],
+                                                 caplog: pytest.LogCaptureFixture) -> None:
+    """socketserver prints a traceback on stderr for any handler error by default; a client
+    that went away (broken pipe, reset) is routine and gets one debug line instead, while
+    other errors are still logged as errors."""
+    root, _cast = home
+    runtime = open_solo(root)
+    server = RpcServer(runtime.node)
+    server.start()
+    try:
+        caplog.set_level("DEBUG", logger="citychain.consensus.solo.rpc")
+        try:
+            raise BrokenPipeError(32, "Broken pipe")
+        except BrokenPipeError:
+            server._server.handle_error(None, ("127.0.0.1", 1))
+        try:
+            raise ValueError("a real bug")
+        except ValueError:
+            server._server.handle_error(None, ("127.0.0.1", 2))
+        assert capsys.readouterr().err == ""
+        levels = [(record.levelname, record.getMessage()) for record in caplog.records]
+        assert levels[0][0] == "DEBUG" and "went away" in levels[0][1]
+        assert levels[1][0] == "ERROR" and "unexpected error" in levels[1][1]
+    finally:
+        server.stop()
+        runtime.close()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -240,6 +241,19 @@ class _Handler(BaseHTTPRequestHandler):
         log.debug("rpc: " + format, *args)
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hung up mid-answer (``BrokenPipeError``, reset) is routine: a line at
+        debug level, not the traceback on stderr that ``socketserver`` prints by default."""
+        error = sys.exc_info()[1]
+        if isinstance(error, ConnectionError):
+            log.debug("rpc: client %s went away: %s", client_address, error)
+        else:
+            log.error("rpc: unexpected error serving %s", client_address, exc_info=error)
+
+
 class RpcServer:
     """Serves SoloRpc over HTTP on a loopback address in a background thread."""
 
@@ -247,8 +261,7 @@ class RpcServer:
         self._stopping = threading.Event()
         handler = type("BoundHandler", (_Handler,), {"rpc": SoloRpc(node),
                                                      "stopping": self._stopping})
-        self._server = ThreadingHTTPServer((host, port), handler)
-        self._server.daemon_threads = True
+        self._server = _Server((host, port), handler)
         self._thread = threading.Thread(target=self._server.serve_forever, name="solo-rpc",
                                         daemon=True)
 
