@@ -1,9 +1,11 @@
 """Harness of the IoT tests: a real Mosquitto on a free loopback port, a solo chain (node + RPC
 in this process) with an operator, a Gateway device and sensor devices registered through the
-oracle module, and an MQTT publisher that reports which readings the broker acknowledged."""
+oracle module, an MQTT publisher that reports which readings the broker acknowledged, and
+looks into a reading store on either backend (a SQLite path or a PostgreSQL URL)."""
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 import uuid
@@ -14,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
+import psycopg
 from paho.mqtt.enums import CallbackAPIVersion
 from typer.testing import CliRunner
 
@@ -29,7 +32,7 @@ from citychain.iot.broker import free_port as free_port  # the tests import it f
 from citychain.iot.chain import ChainLink
 from citychain.iot.gateway import Gateway, GatewayConfig
 from citychain.iot.reading import Reading, sign_reading
-from citychain.iot.store import ReadingStore
+from citychain.iot.store import ReadingStore, ReadOnlyReadingStore, is_postgres_location
 from citychain.modules.identity.messages import MsgSuspendIdentity
 from citychain.modules.oracle.messages import MsgRegisterDevice
 from citychain.node.assemble import SoloRuntime, open_solo
@@ -89,11 +92,14 @@ class IotChain:
         value: dict[str, Any] | None = codec.decode(answer.value)
         return value
 
-    def anchored_roots(self) -> list[str]:
-        """Every batch_anchored event's merkle_root, from block 1 to the tip, in order."""
-        tip = int(self.client.status()["sync_info"]["latest_block_height"])
+    def height(self) -> int:
+        return int(self.client.status()["sync_info"]["latest_block_height"])
+
+    def anchored_roots(self, after: int = 0) -> list[str]:
+        """Every batch_anchored event's merkle_root, from block ``after + 1`` to the tip, in
+        order."""
         roots = []
-        for height in range(1, tip + 1):
+        for height in range(after + 1, self.height() + 1):
             for raw in self.client.call("block_results", height=height)["txs_results"]:
                 for event in raw["events"]:
                     if event["type"] == "batch_anchored":
@@ -214,11 +220,41 @@ class Ticker(threading.Thread):
         self.join(timeout=10)
 
 
+def stored_ids(location: Path | str) -> set[bytes]:
+    """The ids of every reading in the store at ``location`` (opened read-only)."""
+    store = ReadOnlyReadingStore(location)
+    try:
+        return set(store.reading_ids())
+    finally:
+        store.close()
+
+
+def store_counts(location: Path | str) -> dict[str, int]:
+    """``ReadingStore.counts()`` of the store at ``location`` (opened read-only)."""
+    store = ReadOnlyReadingStore(location)
+    try:
+        return store.counts()
+    finally:
+        store.close()
+
+
+def tamper_reading(location: Path | str, reading_id: bytes) -> None:
+    """Add one to a stored reading's value behind the store's back (as an attacker would)."""
+    statement = "UPDATE readings SET value = value + 1 WHERE id = ?"
+    if is_postgres_location(location):
+        with psycopg.connect(str(location)) as db:
+            assert db.execute(statement.replace("?", "%s"), (reading_id,)).rowcount == 1
+    else:
+        with sqlite3.connect(location) as db:
+            assert db.execute(statement, (reading_id,)).rowcount == 1
+
+
 @contextmanager
-def running_gateway(broker: Broker, chain: IotChain, store_path: Path,
+def running_gateway(broker: Broker, chain: IotChain, store_path: Path | str,
                     **settings: Any) -> Iterator[Gateway]:
     """An IoT gateway in this process on ``broker`` and ``chain`` (the ``gw`` device key),
-    storing in ``store_path``; ``settings`` override GatewayConfig fields (batch_seconds...)."""
+    storing in ``store_path`` (a SQLite file or a PostgreSQL URL); ``settings`` override
+    GatewayConfig fields (batch_seconds...)."""
     config = GatewayConfig(broker_host="127.0.0.1", broker_port=broker.port,
                            client_id=f"gw-{uuid.uuid4().hex[:8]}", stats_seconds=60,
                            **settings)

@@ -1,6 +1,7 @@
 """The reading store behaves the same on SQLite and on a real PostgreSQL: ingest (readings,
 progress, rejections in one transaction), sealing, unsealing and anchoring, reads, the read-only
-store that cannot write, and a clear error for a PostgreSQL that cannot be reached."""
+store that cannot write, and a clear error (also from the CLI's --store) for a PostgreSQL that
+cannot be reached."""
 
 from __future__ import annotations
 
@@ -11,7 +12,10 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from iot_harness import free_port
+from typer.testing import CliRunner
 
+from citychain.cli.main import app as cli_app
 from citychain.core.crypto import PrivateKey
 from citychain.iot.reading import Reading, sign_reading
 from citychain.iot.store import (
@@ -272,8 +276,40 @@ def test_invalid_unreachable_postgres_names_the_url_without_password(
     assert "s3cret" not in message and "\n" not in message
 
 
+def test_invalid_malformed_postgres_url_is_refused_without_its_password() -> None:
+    with pytest.raises(ReadingStoreError) as refused:
+        ReadingStore("postgresql://city:s3cret@[bad/readings?password=other")
+    message = str(refused.value)
+    assert message.startswith("cannot connect to the reading store postgresql://city@[bad/")
+    assert "s3cret" not in message and "other" not in message
+
+
 def test_redact_url_drops_passwords_only() -> None:
     assert redact_url("postgresql://u:pw@h:5432/db") == "postgresql://u@h:5432/db"
     assert redact_url("postgres://h/db?password=pw&sslmode=disable") == (
         "postgres://h/db?sslmode=disable")
     assert redact_url("postgresql://u@h1:1,h2:2/db") == "postgresql://u@h1:1,h2:2/db"
+    assert redact_url("postgresql://u:pw@[bad/db") == "postgresql://u@[bad/db"
+
+
+@pytest.mark.parametrize("command", [
+    ["iot", "verify", "ab" * 32],
+    ["iot", "feed", "verify", "lights"],
+    ["iot", "feed", "publish", "lights", "--from", "op", "--window-start-ms", "1"],
+    ["iot", "ngsi", "--port", "1"],
+])
+def test_invalid_cli_store_url_is_one_clear_line(command: list[str], tmp_path: Path,
+                                                 postgres: PostgresServer,
+                                                 postgres_url: str) -> None:
+    env = {"CITYCHAIN_HOME": None, "CITYCHAIN_NODE": None}
+    home = ["--home", str(tmp_path / "home")]
+    closed = f"postgresql://city:s3cret@127.0.0.1:{free_port()}/readings"
+    result = CliRunner().invoke(cli_app, [*command, *home, "--store", closed], env=env)
+    assert result.exit_code == 2, result.output
+    line = f"cannot connect to the reading store {redact_url(closed)}: "
+    assert line in result.stderr and "s3cret" not in result.output + result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+    result = CliRunner().invoke(cli_app, [*command, *home, "--store", postgres_url], env=env)
+    assert result.exit_code == 2, result.output
+    assert f"no reading store at {postgres_url} (no readings table)" in result.stderr

@@ -7,10 +7,10 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, Protocol, TypeVar
+from typing import Annotated, Any, Literal, overload
 
 import typer
 
@@ -52,7 +52,13 @@ from citychain.iot.ngsi_subscriptions import (
     SubscriptionStore,
     mount_subscriptions,
 )
-from citychain.iot.store import ReadingStore, ReadOnlyReadingStore
+from citychain.iot.store import (
+    ReadingStore,
+    ReadingStoreError,
+    ReadOnlyReadingStore,
+    is_postgres_location,
+    open_reading_store,
+)
 from citychain.iot.verify import (
     CometbftProver,
     Prover,
@@ -65,13 +71,41 @@ app = typer.Typer(help="The IoT pipeline: MQTT gateway, off-chain reading store,
                   no_args_is_help=True)
 
 DEFAULTS = GatewayConfig()
-StoreOption = Annotated[Path | None, typer.Option(
-    "--store", metavar="FILE", show_default=False,
-    help="The gateway's SQLite reading store (default: HOME/iot/readings.db).")]
+StoreOption = Annotated[str | None, typer.Option(
+    "--store", metavar="FILE|URL", show_default=False,
+    help="The gateway's reading store: a SQLite file (default: HOME/iot/readings.db) or a "
+         "PostgreSQL database, postgresql://USER[:PASSWORD]@HOST:PORT/DBNAME.")]
 
 
-def store_path(home: Path | None, store: Path | None) -> Path:
-    return store or resolve_home(home).root / "iot" / "readings.db"
+def store_location(home: Path | None, store: str | None) -> Path | str:
+    """The --store value: a PostgreSQL URL as given, else a SQLite file path."""
+    if store is not None and is_postgres_location(store):
+        return store
+    return Path(store) if store else resolve_home(home).root / "iot" / "readings.db"
+
+
+@overload
+def open_store(home: Path | None, store: str | None, *, read_only: Literal[True]
+               ) -> ReadOnlyReadingStore: ...
+
+
+@overload
+def open_store(home: Path | None, store: str | None, *, read_only: bool) -> ReadingStore: ...
+
+
+def open_store(home: Path | None, store: str | None, *, read_only: bool) -> ReadingStore:
+    """The reading store --store names (a reader needs an existing one).
+
+    Raises:
+        UsageFailure: no reading store there, or its PostgreSQL server cannot be reached.
+    """
+    location = store_location(home, store)
+    if read_only and isinstance(location, Path) and not location.exists():
+        raise UsageFailure(f"no reading store at {location}")
+    try:
+        return open_reading_store(location, read_only=read_only)
+    except ReadingStoreError as exc:
+        raise UsageFailure(str(exc)) from None
 
 
 def parse_broker(text: str) -> tuple[str, int]:
@@ -126,9 +160,8 @@ def gateway(
                            batch_readings=batch_readings, device_ttl=device_ttl,
                            window_past_ms=window_past_ms, window_future_ms=window_future_ms,
                            stats_seconds=stats_seconds)
-    path = store_path(home, store)
+    reading_store = open_store(home, store, read_only=False)
     chain = ChainLink(resolve_node_url(node, home), device_key)
-    reading_store = ReadingStore(path)
     stopping = threading.Event()
 
     def on_signal(signum: int, frame: Any) -> None:
@@ -144,7 +177,8 @@ def gateway(
         try:
             if not service.ready.wait(timeout=30):
                 raise CliError(f"no subscription acknowledged by the broker at {broker}")
-            echo(f"iot gateway ready: {device_key.did} on {broker}, store {path}")
+            echo(f"iot gateway ready: {device_key.did} on {broker}, "
+                 f"store {reading_store.location}")
             sys.stdout.flush()
             while not stopping.wait(0.5):
                 if service.errors:
@@ -176,7 +210,7 @@ def verify(
     CometBFT genesis.json). Exit code 4 if anything does not match or the node cannot prove it.
     """
     wanted = parse_hex(reading_id, "READING_ID")
-    with _proving(home, node, store, genesis, ReadingStore) as (reading_store, prover, trusted):
+    with _proving(home, node, store, genesis) as (reading_store, prover, trusted):
         try:
             proof = verify_reading(reading_store, wanted, prover)
         except ReadingVerificationError as exc:
@@ -204,7 +238,8 @@ def ngsi(
     subscriptions: Annotated[Path | None, typer.Option(
         "--subscriptions", metavar="FILE", show_default=False,
         help="SQLite file of the server's NGSI-LD subscriptions (default: "
-             "ngsi-subscriptions.db beside the reading store).")] = None,
+             "ngsi-subscriptions.db beside a SQLite reading store, "
+             "HOME/iot/ngsi-subscriptions.db with a PostgreSQL one).")] = None,
     notify_seconds: Annotated[float, typer.Option(
         "--notify-seconds", min=0.05, help="How often the notifier looks for newly anchored "
                                            "batches.")] = 1.0,
@@ -215,13 +250,12 @@ def ngsi(
 
     Prints "iot ngsi ready" once listening; stops on SIGINT/SIGTERM (docs/adr/0009-ngsi-ld.md).
     """
-    path = store_path(home, store)
-    if not path.exists():
-        raise UsageFailure(f"no reading store at {path}")
-    reading_store = ReadOnlyReadingStore(path)
+    location = store_location(home, store)
+    beside = (location.parent if isinstance(location, Path) else
+              resolve_home(home).root / "iot")
+    reading_store = open_store(home, store, read_only=True)
     directory = NodeDirectory(resolve_node_url(node, home))
-    subscription_store = SubscriptionStore(subscriptions or path.parent /
-                                           "ngsi-subscriptions.db")
+    subscription_store = SubscriptionStore(subscriptions or beside / "ngsi-subscriptions.db")
     notifier = SubscriptionNotifier(reading_store, directory, subscription_store,
                                     poll_seconds=notify_seconds)
     stopping = threading.Event()
@@ -240,7 +274,8 @@ def ngsi(
         except RuntimeError as exc:
             raise CliError(str(exc)) from None
         notifier.start()
-        echo(f"iot ngsi ready: {server.url}/ngsi-ld/v1/entities, store {path}, "
+        echo(f"iot ngsi ready: {server.url}/ngsi-ld/v1/entities, "
+             f"store {reading_store.location}, "
              f"subscriptions {subscription_store.path}")
         sys.stdout.flush()
         try:
@@ -279,14 +314,11 @@ def feed_publish(
 ) -> None:
     """Compute the feed's value over [start, end) from the store's anchored batches and publish
     it with MsgPublishFeedValue, naming the batches its readings lie in."""
-    path = store_path(home, store)
-    if not path.exists():
-        raise UsageFailure(f"no reading store at {path}")
     end = window_end_ms if window_end_ms is not None else time.time_ns() // 1_000_000
     if end <= window_start_ms:
         raise UsageFailure("--window-end-ms must be after --window-start-ms")
+    reading_store = open_store(home, store, read_only=True)
     feed_node = FeedNode(resolve_node_url(node, home), keyring_of(home).load(key))
-    reading_store = ReadOnlyReadingStore(path)
     try:
         feed = feed_node.feed(feed_id)
         computed = compute_feed_value(reading_store, feed, window_start_ms, end,
@@ -329,7 +361,7 @@ def feed_verify(
     read proven against validators trusted from the genesis, each batch's leaves hashed to its
     anchored root, each reading to its leaf and signed by its device. Exit code 4 if it does
     not recompute."""
-    proving = _proving(home, node, store, genesis, ReadOnlyReadingStore)
+    proving = _proving(home, node, store, genesis)
     with proving as (reading_store, prover, trusted):
         try:
             verified = recompute_feed_value(reading_store, prover, feed_id, window_end_ms)
@@ -349,50 +381,43 @@ def feed_verify(
          "reading in its anchored root and signed by its device")
 
 
-
-class _Closable(Protocol):
-    def close(self) -> None: ...
-
-
-S = TypeVar("S", bound=_Closable)
-
-
 @contextmanager
-def _proving(home: Path | None, node: str | None, store: Path | None, genesis: Path | None,
-             store_class: Callable[[Path], S]) -> Iterator[tuple[S, Prover, str]]:
-    """The reading store, a prover and the genesis it trusts, closed afterwards. The prover
-    is chosen by the node as ``query --prove`` does: a CometBFT node gets a
+def _proving(home: Path | None, node: str | None, store: str | None, genesis: Path | None
+             ) -> Iterator[tuple[ReadOnlyReadingStore, Prover, str]]:
+    """The reading store (read-only), a prover and the genesis it trusts, closed afterwards.
+    The prover is chosen by the node as ``query --prove`` does: a CometBFT node gets a
     :class:`CometbftProver` trusting the network's CometBFT genesis (--genesis FILE, else
     HOME/cometbft/config/genesis.json of a testnet node directory), the solo node an
     :class:`RpcProver` trusting a citychain genesis.json (--genesis FILE, else the home's). A
     node that cannot be asked becomes NodeUnreachable (exit 3).
 
     Raises:
-        UsageFailure: no reading store, or no genesis to trust.
+        UsageFailure: no reading store (or its server cannot be reached), or no genesis
+            to trust.
         CliError: the CometBFT genesis has no chain id or validators.
     """
-    path = store_path(home, store)
-    if not path.exists():
-        raise UsageFailure(f"no reading store at {path}")
-    with Session(home, node, genesis) as session:
-        prover: RpcProver | CometbftProver
-        try:
-            if session.is_cometbft:
-                network, trusted = session.network(trust_node=False)
-                prover = CometbftProver(network)
-            else:
-                trusted_path = genesis or resolve_home(home).genesis_path
-                if not trusted_path.exists():
-                    raise UsageFailure(f"no genesis to trust at {trusted_path}; pass "
-                                       "--genesis FILE")
-                prover, trusted = RpcProver(session.client.url, trusted_path), str(trusted_path)
-        except RpcError as exc:
-            raise NodeUnreachable(str(exc)) from None
-        reading_store = store_class(path)
-        try:
-            yield reading_store, prover, trusted
-        except RpcError as exc:
-            raise NodeUnreachable(str(exc)) from None
-        finally:
-            prover.close()
-            reading_store.close()
+    reading_store = open_store(home, store, read_only=True)
+    try:
+        with Session(home, node, genesis) as session:
+            prover: RpcProver | CometbftProver
+            try:
+                if session.is_cometbft:
+                    network, trusted = session.network(trust_node=False)
+                    prover = CometbftProver(network)
+                else:
+                    trusted_path = genesis or resolve_home(home).genesis_path
+                    if not trusted_path.exists():
+                        raise UsageFailure(f"no genesis to trust at {trusted_path}; pass "
+                                           "--genesis FILE")
+                    prover, trusted = (RpcProver(session.client.url, trusted_path),
+                                       str(trusted_path))
+            except RpcError as exc:
+                raise NodeUnreachable(str(exc)) from None
+            try:
+                yield reading_store, prover, trusted
+            except RpcError as exc:
+                raise NodeUnreachable(str(exc)) from None
+            finally:
+                prover.close()
+    finally:
+        reading_store.close()

@@ -20,6 +20,7 @@ connection turns ``?`` into ``%s``.
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -120,12 +121,21 @@ def is_postgres_location(location: Path | str) -> bool:
 
 def redact_url(url: str) -> str:
     """``url`` without its password (in the user part or a ``password=`` parameter)."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # malformed (the connection will say how): drop what may be a password
+        return re.sub(r"password=[^&]*", "password=...", re.sub(r":[^:/@]*@", "@", url))
     user, at, hosts = parts.netloc.rpartition("@")
     netloc = f"{user.partition(':')[0]}@{hosts}" if at else hosts
     query = urlencode([(key, value) for key, value in parse_qsl(parts.query)
                        if key != "password"])
     return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+def _passwords(url: str) -> list[str]:
+    """Every password ``url`` may carry (user part, ``password=`` parameter)."""
+    found = re.findall(r"//[^:/@]*:([^@/]+)@", url) + re.findall(r"password=([^&]+)", url)
+    return [secret for secret in found if secret]
 
 
 class _Cursor(Protocol):
@@ -235,6 +245,9 @@ class _PostgresBackend:
             connection = psycopg.connect(self.url, autocommit=True, **settings)
         except psycopg.Error as exc:
             reason = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+            reason = reason.replace(self.url, self.location)  # libpq may quote the URL
+            for secret in _passwords(self.url):
+                reason = reason.replace(secret, "***")
             raise ReadingStoreError(f"cannot connect to the reading store {self.location}: "
                                     f"{reason}") from None
         setting = ("default_transaction_read_only" if self.read_only else "synchronous_commit")
