@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from functools import cached_property
+from functools import lru_cache
 from typing import Any
 
 from citychain.core import codec
@@ -75,17 +75,55 @@ class Reading:
 
     def sign_bytes(self, chain_id: str) -> bytes:
         """The bytes the device signs."""
-        return signing_bytes(chain_id, self.device, self.stream, self.seq, self.ts_ms, self.value)
+        encoded = self._encoded()
+        if encoded is None:
+            return signing_bytes(chain_id, self.device, self.stream, self.seq, self.ts_ms,
+                                 self.value)
+        seq, rest = encoded
+        return _sign_prefix(chain_id) + seq + rest
 
     def reading_bytes(self) -> bytes:
         """Canonical encoding of the signed reading (all six fields, ``sig`` as bytes)."""
-        return codec.encode({**self.unsigned_value(), "sig": self.sig})
+        encoded = self._encoded()
+        if encoded is None or type(self.sig) is not bytes:
+            return codec.encode({**self.unsigned_value(), "sig": self.sig})
+        seq, rest = encoded
+        return b"".join((_MAP_6, seq, _KEY_SIG, _encode_head(0x40, len(self.sig)), self.sig,
+                         rest))
 
-    @cached_property
+    def _encoded(self) -> tuple[bytes, bytes] | None:
+        """Keys and values of the five signed fields as :func:`citychain.core.codec.encode`
+        writes them in a map, in its key order (length first, then bytewise: seq, [sig,]
+        ts_ms, value, device, stream), cut before where ``sig`` goes: (seq, the rest). None
+        when a field is not a plain str or an int within the codec's range (``codec.encode``
+        then says why). Computed once per object (signing bytes and id both use it)."""
+        cached: tuple[bytes, bytes] | None = self.__dict__.get("encoded_fields")
+        if cached is not None:
+            return cached
+        device, stream, seq, ts_ms, value = (
+            self.device, self.stream, self.seq, self.ts_ms, self.value)
+        if type(device) is not str or type(stream) is not str or type(seq) is not int or \
+                type(ts_ms) is not int or type(value) is not int or \
+                not codec.MIN_INT <= min(seq, ts_ms, value) <= \
+                max(seq, ts_ms, value) <= codec.MAX_INT:
+            return None
+        try:
+            encoded = (_KEY_SEQ + _encode_int(seq), b"".join((
+                _KEY_TS_MS, _encode_int(ts_ms), _KEY_VALUE, _encode_int(value),
+                _KEY_DEVICE, _encode_text(device), _KEY_STREAM, _encode_text(stream))))
+        except UnicodeEncodeError:
+            return None
+        self.__dict__["encoded_fields"] = encoded
+        return encoded
+
+    @property
     def reading_id(self) -> bytes:
         """SHA-256 of :meth:`reading_bytes`: the content address and the Merkle leaf (computed
         once per object: ingest stores it, sealing uses it as the leaf)."""
-        return sha256(self.reading_bytes())
+        cached: bytes | None = self.__dict__.get("reading_id")
+        if cached is None:
+            cached = self.__dict__["reading_id"] = sha256(self.reading_bytes())
+        return cached
 
     @classmethod
     def stored(cls, device: str, stream: str, seq: int, ts_ms: int, value: int, sig: bytes,
@@ -107,6 +145,46 @@ class Reading:
                           separators=(",", ":"))
 
 
+def _encode_head(major: int, argument: int) -> bytes:
+    """A CBOR item's first byte(s) in their shortest form: ``major`` (already shifted into the
+    top three bits) with ``argument`` (0 .. 2**64 - 1)."""
+    if argument < 24:
+        return bytes((major | argument,))
+    if argument < 0x100:
+        return bytes((major | 24, argument))
+    if argument < 0x10000:
+        return bytes((major | 25,)) + argument.to_bytes(2, "big")
+    if argument < 0x100000000:
+        return bytes((major | 26,)) + argument.to_bytes(4, "big")
+    return bytes((major | 27,)) + argument.to_bytes(8, "big")
+
+
+def _encode_int(number: int) -> bytes:
+    return _encode_head(0x00, number) if number >= 0 else _encode_head(0x20, -1 - number)
+
+
+def _encode_text(text: str) -> bytes:
+    encoded = text.encode()
+    return _encode_head(0x60, len(encoded)) + encoded
+
+
+_MAP_5 = _encode_head(0xA0, 5)
+_MAP_6 = _encode_head(0xA0, 6)
+_KEY_SEQ = _encode_text("seq")
+_KEY_SIG = _encode_text("sig")
+_KEY_TS_MS = _encode_text("ts_ms")
+_KEY_VALUE = _encode_text("value")
+_KEY_DEVICE = _encode_text("device")
+_KEY_STREAM = _encode_text("stream")
+
+
+@lru_cache(maxsize=16)
+def _sign_prefix(chain_id: str) -> bytes:
+    """What the signing bytes of every reading on ``chain_id`` start with: the domain, the
+    chain id and the head of the five-field map."""
+    return domain_bytes(READING_DOMAIN, chain_id, b"") + _MAP_5
+
+
 def signing_bytes(chain_id: str, device: str, stream: str, seq: int, ts_ms: int,
                   value: int) -> bytes:
     """``domain || chain id || codec.encode({device, stream, seq, ts_ms, value})``."""
@@ -122,10 +200,6 @@ def sign_reading(key: PrivateKey, chain_id: str, stream: str, seq: int, ts_ms: i
     return Reading(did, stream, seq, ts_ms, value, sig)
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def parse_reading(payload: bytes, topic: str | None = None) -> Reading:
     """Parse a wire payload (stateless checks only: size, JSON, field names and types, topic).
 
@@ -134,29 +208,49 @@ def parse_reading(payload: bytes, topic: str | None = None) -> Reading:
     """
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise ReadingRejectedError(OVERSIZED, f"{len(payload)} bytes > {MAX_PAYLOAD_BYTES}")
-    try:
-        value = json.loads(payload)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise ReadingRejectedError(MALFORMED_JSON, str(exc)) from None
-    if not isinstance(value, dict) or set(value) != _FIELDS:
+    value = _load_json(payload)
+    if not isinstance(value, dict) or value.keys() != _FIELDS:
         raise ReadingRejectedError(BAD_SCHEMA, f"fields must be {sorted(_FIELDS)}")
-    device, stream, seq, ts_ms, number, sig = (value[name] for name in (
-        "device", "stream", "seq", "ts_ms", "value", "sig"))
-    if not isinstance(device, str) or address_from_did(device) is None:
+    device, stream, seq, ts_ms, number, sig = (
+        value["device"], value["stream"], value["seq"], value["ts_ms"], value["value"],
+        value["sig"])
+    if type(device) is not str or address_from_did(device) is None:
         raise _schema_error("device must be a did:city DID")
-    if not isinstance(stream, str) or not _STREAM_RE.fullmatch(stream):
+    if type(stream) is not str or not _STREAM_RE.fullmatch(stream):
         raise _schema_error("stream must match [A-Za-z][A-Za-z0-9_.]{0,31}")
-    if not _is_int(seq) or not 0 <= seq <= MAX_SEQ:
+    if type(seq) is not int or not 0 <= seq <= MAX_SEQ:
         raise _schema_error("seq must be an integer 0..2**63-1")
-    if not _is_int(ts_ms) or not 0 <= ts_ms <= MAX_SEQ:
+    if type(ts_ms) is not int or not 0 <= ts_ms <= MAX_SEQ:
         raise _schema_error("ts_ms must be an integer 0..2**63-1")
-    if not _is_int(number) or not -MAX_VALUE <= number <= MAX_VALUE:
+    if type(number) is not int or not -MAX_VALUE <= number <= MAX_VALUE:
         raise _schema_error("value must be an integer within +-(2**63-1)")
-    if not isinstance(sig, str) or not _SIG_RE.fullmatch(sig):
+    if type(sig) is not str or not _SIG_RE.fullmatch(sig):
         raise _schema_error("sig must be 128 lowercase hex digits")
     if topic is not None and topic != f"{TOPIC_PREFIX}/{device}/{stream}":
         raise _schema_error(f"topic {topic!r} does not name the reading's device and stream")
     return Reading(device, stream, seq, ts_ms, number, bytes.fromhex(sig))
+
+
+_DECODER = json.JSONDecoder()
+
+
+def _load_json(payload: bytes) -> Any:
+    """``json.loads(payload)``, without its encoding detection and whitespace scans for the
+    usual payload (UTF-8, an object from the first byte to the last).
+
+    Raises:
+        ReadingRejectedError: ``malformed_json``.
+    """
+    try:
+        if payload[:1] == b"{" and payload[-1:] == b"}" and payload[1:2] != b"\x00":
+            # json.loads reads such bytes as UTF-8 (surrogates passed) too
+            text = payload.decode("utf-8", "surrogatepass")
+            value, end = _DECODER.raw_decode(text)
+            if end == len(text):
+                return value
+        return json.loads(payload)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ReadingRejectedError(MALFORMED_JSON, str(exc)) from None
 
 
 def _schema_error(detail: str) -> ReadingRejectedError:
