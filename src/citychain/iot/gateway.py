@@ -1,26 +1,32 @@
 """The IoT gateway: MQTT in (QoS 1, manual acks), checks, durable store, sealed batches, anchors.
 
-Threads: paho's network loop hands messages to a queue; the ingest thread takes up to
-``chunk`` of them, checks each, commits the accepted ones (and the rejection counts) in one
-SQLite transaction, and only then acks them all to the broker; it also seals batches. The anchor
-thread sends sealed batches to the chain in order, asking the chain first whether the root is
-already anchored. The follow thread reads each committed block's events and drops the cached
-device records they name (``citychain.iot.chain.BlockFollower``). See
-docs/adr/0008-iot-gateway.md for the protocol and its guarantees.
+Threads: the ingest thread drives paho's network loop itself (``loop_read``/``loop_write``/
+``loop_misc``, no paho thread: one thread, no lock handoffs or wake-ups per message): it reads
+up to ``chunk`` messages and hands their signatures to the verifier processes; meanwhile it
+checks the previous chunk's messages in order, commits the accepted ones (and the rejection
+counts) in one SQLite transaction, and only then acks them all to the broker, the chunk's
+PUBACKs written in as few TCP segments as the kernel can (the socket corked while paho writes
+them); it also seals batches. The anchor thread sends sealed batches to the chain in order,
+asking the chain first whether the root is already anchored. The follow thread reads each
+committed block's events and drops the cached device records they name
+(``citychain.iot.chain.BlockFollower``). See docs/adr/0008-iot-gateway.md for the protocol and
+its guarantees.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import os
-import queue
+import select
+import socket
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import BrokenExecutor, ProcessPoolExecutor
-from dataclasses import dataclass
+from concurrent.futures import BrokenExecutor, Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -92,7 +98,8 @@ class GatewayConfig:
     max_batch_devices: int = 1000    # capped by the chain's param
     stats_seconds: float = 10.0      # period of the stats log line
     anchor_retry_seconds: float = 1.0
-    verify_processes: int = 1        # processes verifying part of each chunk's signatures
+    verify_processes: int = 1        # processes verifying each chunk's signatures while the
+                                     # ingest thread finishes the previous chunk
 
 
 class ReadingChecker:
@@ -211,6 +218,27 @@ def build_batch(part: list[tuple[int, Reading]], previous_batch_id: bytes) -> Ba
     return Batch(batch_id, root, leaves, devices, first, last, len(leaves), previous_batch_id)
 
 
+@dataclass
+class Verifying:
+    """Signature checks under way for a list of readings: ``jobs`` (one per reading, None when
+    the verifier processes are not used), the first ``own`` of them left to the thread that
+    collects the verdicts, the rest split among ``futures`` in order."""
+
+    jobs: list[SignatureJob | None] | None
+    own: list[SignatureJob | None] = field(default_factory=list)
+    futures: list[Future[list[bool | None]]] = field(default_factory=list)
+
+
+@dataclass
+class StagedChunk:
+    """Messages read and parsed (a reading, or why it is refused, each), their signatures
+    being checked."""
+
+    messages: list[mqtt.MQTTMessage]
+    parsed: list[Reading | ReadingRejectedError]
+    verifying: Verifying
+
+
 def _topic(message: mqtt.MQTTMessage) -> str:
     try:
         return message.topic
@@ -240,7 +268,7 @@ class Gateway:
         self.ready = threading.Event()
         self._stop = threading.Event()
         self._seal_signal = threading.Event()
-        self._queue: queue.Queue[mqtt.MQTTMessage] = queue.Queue()
+        self._inbox: list[mqtt.MQTTMessage] = []
         self._threads: list[threading.Thread] = []
         self._verifier: ProcessPoolExecutor | None = None
         self._lock = threading.Lock()
@@ -255,7 +283,9 @@ class Gateway:
         self.mqtt.on_connect = self._on_connect
         self.mqtt.on_subscribe = self._on_subscribe
         self.mqtt.on_message = self._on_message
-        self.mqtt.reconnect_delay_set(1, 2)
+        # Writes wait for loop_write in the ingest thread (one per chunk of acks), not one
+        # send per queued packet.
+        self.mqtt.on_socket_register_write = self._on_socket_register_write
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> Gateway:
@@ -267,7 +297,6 @@ class Gateway:
                 initializer=exit_with_parent, initargs=(os.getpid(),))
             self._verifier.submit(verify_signatures, [])  # start it now, not on the first chunk
         self.mqtt.connect(self.config.broker_host, self.config.broker_port, keepalive=30)
-        self.mqtt.loop_start()
         for target, name in ((self._ingest_loop, "iot-ingest"), (self._anchor_loop, "iot-anchor"),
                              (self._follow_loop, "iot-follow")):
             thread = threading.Thread(target=target, name=name, daemon=True)
@@ -285,7 +314,7 @@ class Gateway:
             self._verifier.shutdown()
             self._verifier = None
         self.mqtt.disconnect()
-        self.mqtt.loop_stop()
+        self.mqtt.loop_write()  # the DISCONNECT (the ingest thread, which wrote, has ended)
 
     def __enter__(self) -> Gateway:
         return self.start()
@@ -304,25 +333,41 @@ class Gateway:
         self.ready.set()
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
-        self._queue.put(message)
+        self._inbox.append(message)
+
+    def _on_socket_register_write(self, client: mqtt.Client, userdata: Any,
+                                  sock: Any) -> None:
+        pass  # the ingest thread writes what is queued after each chunk and each poll
 
     # ------------------------------------------------------------------ ingest
     def _ingest_loop(self) -> None:
         last_stats = time.monotonic()
         try:
+            staged: StagedChunk | None = None
             retry: list[mqtt.MQTTMessage] = []
             while not self._stop.is_set():
-                messages = retry or self._take(timeout=0.05)
-                retry = []
+                messages: list[mqtt.MQTTMessage] = []
                 try:
-                    if messages:
+                    if retry:
+                        # Reading on keeps the connection alive (pings and their answers);
+                        # what arrives waits behind the messages retried.
+                        messages, retry = retry + self._receive(timeout=0.0), []
                         self.process(messages)
+                    else:
+                        # While the verifier processes check this chunk's signatures, this
+                        # thread checks, commits and acks the previous one (in order).
+                        messages = self._receive(timeout=0.0 if staged else 0.05)
+                        following = self._stage(messages) if messages else None
+                        if staged is not None:
+                            self._finish(staged)
+                        staged = following
                 except (RpcError, OSError) as exc:
-                    # The node is unreachable: nothing of this chunk was committed or acked;
-                    # forget its in-memory progress and try the same messages again.
+                    # The node is unreachable: nothing of these chunks was committed or acked;
+                    # forget their in-memory progress and try the same messages again.
                     log.warning("ingest paused, node unreachable: %s", exc)
                     self.checker.progress = self.store.device_progress()
-                    retry = messages
+                    retry = (staged.messages if staged else []) + messages
+                    staged = None
                     self._stop.wait(1.0)
                     continue
                 try:
@@ -333,47 +378,115 @@ class Gateway:
                 if time.monotonic() - last_stats >= self.config.stats_seconds:
                     last_stats = time.monotonic()
                     log.info("%s", self.stats_line())
-            # Drain what was received (and can still be acked) before stopping.
-            while messages := self._take(timeout=0):
-                self.process(messages)
+            # Finish what was read (and can still be acked) before stopping; what the broker
+            # sent after is not acked, so it delivers it again on the next connection.
+            if staged is not None:
+                self._finish(staged)
         except Exception as exc:
             self.errors.append(repr(exc))
             log.exception("iot ingest stopped")
             raise
 
-    def _take(self, timeout: float) -> list[mqtt.MQTTMessage]:
-        try:
-            first = self._queue.get(timeout=timeout) if timeout else self._queue.get_nowait()
-        except queue.Empty:
+    def _receive(self, timeout: float) -> list[mqtt.MQTTMessage]:
+        """Run paho's network loop until up to ``chunk`` messages were read or, when none is
+        waiting, ``timeout`` seconds passed; return them. A lost connection is reopened here
+        (the broker then delivers again whatever was not acked)."""
+        client = self.mqtt
+        sock = client.socket()
+        if sock is None or client.loop_misc() != mqtt.MQTT_ERR_SUCCESS:
+            self._reconnect()
             return []
-        messages = [first]
-        while len(messages) < self.config.chunk:
-            try:
-                messages.append(self._queue.get_nowait())
-            except queue.Empty:
-                break
+        writing = [sock] if client.want_write() else []
+        readable, writable, _ = select.select([sock], writing, [], timeout)
+        if writable and client.loop_write() != mqtt.MQTT_ERR_SUCCESS:
+            return []
+        if readable:
+            # One packet per loop_read; stop when a read adds no message (nothing more is
+            # waiting, a partial packet, or another kind of packet: the next poll goes on).
+            while len(self._inbox) < self.config.chunk:
+                before = len(self._inbox)
+                if client.loop_read() != mqtt.MQTT_ERR_SUCCESS or len(self._inbox) == before:
+                    break
+        messages, self._inbox = self._inbox, []
+        self._write_queued()
         return messages
+
+    def _write_queued(self) -> None:
+        """Write the packets paho queued (acks, pings, subscriptions) with the socket corked,
+        so that many small packets leave in few TCP segments."""
+        sock = self.mqtt.socket()
+        if sock is None or not self.mqtt.want_write():
+            return
+        cork = getattr(socket, "TCP_CORK", None)
+        if cork is None or not isinstance(sock, socket.socket):
+            self.mqtt.loop_write()
+            return
+        tcp: socket.socket = sock
+        try:
+            tcp.setsockopt(socket.IPPROTO_TCP, cork, 1)
+        except OSError:
+            self.mqtt.loop_write()  # loop_write notices a broken connection
+            return
+        try:
+            self.mqtt.loop_write()
+        finally:
+            with contextlib.suppress(OSError):  # closed by loop_write: nothing left to send
+                tcp.setsockopt(socket.IPPROTO_TCP, cork, 0)
+
+    def _reconnect(self) -> None:
+        """Reconnect after a pause (one to two seconds, as paho's own loop would)."""
+        if self._stop.wait(1.0):
+            return
+        try:
+            self.mqtt.reconnect()
+        except OSError as exc:
+            log.warning("broker unreachable: %s", exc)
+            return
+        self._write_queued()  # the CONNECT
 
     def process(self, messages: list[mqtt.MQTTMessage]) -> None:
         """Check ``messages``, commit the accepted ones and the rejection counts in one
         transaction, then ack every message (accepted or rejected) to the broker."""
-        accepted: list[tuple[Reading, int]] = []
-        touched: dict[str, tuple[int, int]] = {}
-        rejected: Counter[str] = Counter()
-        now = self.clock_ms()
+        parsed = self._parse(messages)
+        verdicts = self._verify([each for each in parsed if isinstance(each, Reading)])
+        self._commit_and_ack(messages, parsed, verdicts)
+
+    def _stage(self, messages: list[mqtt.MQTTMessage]) -> StagedChunk:
+        """Parse ``messages`` and hand all their signatures to the verifier processes (this
+        thread meanwhile finishes the previous chunk)."""
+        parsed = self._parse(messages)
+        readings = [each for each in parsed if isinstance(each, Reading)]
+        return StagedChunk(messages, parsed, self._start_verifying(readings, share_here=False))
+
+    def _finish(self, staged: StagedChunk) -> None:
+        self._commit_and_ack(staged.messages, staged.parsed, self._verdicts(staged.verifying))
+
+    @staticmethod
+    def _parse(messages: list[mqtt.MQTTMessage]) -> list[Reading | ReadingRejectedError]:
         parsed: list[Reading | ReadingRejectedError] = []
         for message in messages:
             try:
                 parsed.append(parse_reading(bytes(message.payload), _topic(message)))
             except ReadingRejectedError as exc:
                 parsed.append(exc)
-        verdicts = iter(self._verify([each for each in parsed if isinstance(each, Reading)]))
+        return parsed
+
+    def _commit_and_ack(self, messages: list[mqtt.MQTTMessage],
+                        parsed: list[Reading | ReadingRejectedError],
+                        verdicts: list[Verdict | None]) -> None:
+        """The checks of each parsed message in order (``verdicts``: one per reading, or none
+        at all); commit; then ack every message."""
+        accepted: list[tuple[Reading, int]] = []
+        touched: dict[str, tuple[int, int]] = {}
+        rejected: Counter[str] = Counter()
+        now = self.clock_ms()
+        next_verdict = iter(verdicts)
         for each in parsed:
             try:
                 if isinstance(each, ReadingRejectedError):
                     raise each
                 reading = each
-                self.checker.check(reading, next(verdicts))
+                self.checker.check(reading, next(next_verdict, None))
             except ReadingRejectedError as exc:
                 rejected[exc.reason] += 1
                 log.debug("rejected %s", exc)
@@ -383,31 +496,56 @@ class Gateway:
         self.store.commit_readings(accepted, touched, rejected)
         for message in messages:
             self.mqtt.ack(message.mid, message.qos)
+        self._write_queued()
         with self._lock:
             self.received += len(messages)
             self.accepted += len(accepted)
             self.rejected.update(rejected)
 
     def _verify(self, readings: list[Reading]) -> list[Verdict | None]:
-        """Signature verdicts of ``readings`` (None: checked in :meth:`ReadingChecker.check`),
-        the chunk split evenly between this thread and the verifier processes."""
+        """Signature verdicts of ``readings`` (None, or none at all: checked in
+        :meth:`ReadingChecker.check`), split evenly between this thread and the verifier
+        processes."""
+        return self._verdicts(self._start_verifying(readings, share_here=True))
+
+    def _start_verifying(self, readings: list[Reading], *, share_here: bool) -> Verifying:
+        """Start checking the signatures of ``readings`` in the verifier processes, split
+        evenly among them (and this thread when ``share_here``)."""
         if self._verifier is None or len(readings) < 8:
-            return [None] * len(readings)
-        jobs = [self.checker.signature_job(reading) for reading in readings]
-        parts = self.config.verify_processes + 1
-        size = -(-len(jobs) // parts)
+            return Verifying(None)
+        verifying = Verifying([self.checker.signature_job(reading) for reading in readings])
+        jobs = verifying.jobs or []
+        size = -(-len(jobs) // (self.config.verify_processes + share_here))
         slices = [jobs[i:i + size] for i in range(0, len(jobs), size)]
+        if share_here:
+            verifying.own = slices.pop(0)
         try:
-            futures = [self._verifier.submit(verify_signatures, part) for part in slices[1:]]
-            valid = verify_signatures(slices[0])
-            for future in futures:
+            verifying.futures = [self._verifier.submit(verify_signatures, part)
+                                 for part in slices]
+        except BrokenExecutor as exc:
+            self._verifier_stopped(exc)
+            return Verifying(None)
+        return verifying
+
+    def _verdicts(self, verifying: Verifying) -> list[Verdict | None]:
+        """The verdicts of :meth:`_start_verifying`, in order; the thread's own share is
+        verified now."""
+        if verifying.jobs is None:
+            return []  # none: every reading is checked in ReadingChecker.check
+        try:
+            valid = verify_signatures(verifying.own)
+            for future in verifying.futures:
                 valid.extend(future.result())
         except BrokenExecutor as exc:
-            log.error("signature verifier stopped (%s): verifying in the ingest thread", exc)
-            self._verifier = None
-            return [None] * len(readings)
+            self._verifier_stopped(exc)
+            return []
         return [None if job is None or ok is None else (job[0], ok)
-                for job, ok in zip(jobs, valid, strict=True)]
+                for job, ok in zip(verifying.jobs, valid, strict=True)]
+
+    def _verifier_stopped(self, exc: BaseException) -> None:
+        if self._verifier is not None:
+            log.error("signature verifier stopped (%s): verifying in the ingest thread", exc)
+        self._verifier = None
 
     # ------------------------------------------------------------------ batches
     def maybe_seal(self, force: bool = False) -> int:
