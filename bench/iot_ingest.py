@@ -2,7 +2,8 @@
 Mosquitto throughput for the same payloads in the same run, at two device counts.
 
     .venv/bin/python bench/iot_ingest.py [--sizes 100,10000] [--readings 50000]
-                                         [--batch-seconds 0.5] [--profile-gateway]
+                                         [--batch-seconds 0.5] [--publisher go|python]
+                                         [--profile-gateway]
 
 For each size (sensor devices registered on chain, built into genesis with the oracle section,
 plus an operator and its Gateway device) the script starts, on loopback:
@@ -12,9 +13,15 @@ plus an operator and its Gateway device) the script starts, on loopback:
 * a solo node (SQLite state, 50 ms blocks) and its JSON-RPC, in a child process;
 
 pre-signs ``--readings`` readings in this process (round robin over the devices, each device's
-seq and ts_ms increasing; signing is not measured) and then runs two phases, each publishing the
-same payloads with paho-mqtt at QoS 1 from a separate publisher process as fast as the broker
-acknowledges them (up to 1 000 in flight):
+seq and ts_ms increasing; signing is not measured), writes them to a file (per message a
+length-prefixed topic and payload) and then runs two phases, each publishing the same payloads
+at QoS 1 from a separate publisher process as fast as the broker acknowledges them (up to
+1 000 in flight). The publisher stands for the devices, which are separate hardware, so by
+default (``--publisher go``) it is ``bench/mqttpub``: a small Go program on paho.mqtt.golang,
+built with ``go build`` into ``.bin/mqttpub`` on first use (~10 us of CPU per reading).
+``--publisher python`` publishes with paho-mqtt from a Python process instead (~50 us per
+reading, which on 2 cores is taken from the gateway). Both phases of a run use the same
+publisher, and the output names it:
 
 a. raw (the same-run reference): a plain paho subscriber process (QoS 1, automatic acks, does
    nothing with a message) receives them; rate = readings / (last received - first publish);
@@ -28,61 +35,68 @@ b. gateway: ``citychain.iot.gateway.Gateway`` in a child process (the CLI's code
 
 Every phase prints the CPU per reading (from /proc) of the broker, the publisher, the subscriber
 or gateway, and the node. ``--profile-gateway`` runs the gateway's ingest thread under cProfile
-and prints its top functions.
+(timed by the thread's CPU clock) and prints its top functions.
 
 Figures (python 3.11.7, 2 cores shared by broker, publisher, gateway, node and this script, and
 by other work on the machine: wall-clock rates moved by up to 1.7x between runs, CPU per reading
-by under 10%; 30,000 readings per phase; cpu in microseconds per reading, gateway = its process,
-its signature verifier process listed apart):
+by 10-20% (Ed25519 in the verifier process costs 54-70 us alone, up to ~90 when both cores are
+busy); 30,000 readings per phase; cpu in microseconds per reading, gateway = its process, its
+signature verifier process listed apart). Go publisher, two runs in one session:
 
     100 devices           per s  p50 ms  p99 ms  broker  publisher  subscriber  gateway  node
-    raw paho subscriber   9,953       -       -    13.3       51.0        38.3        -   0.3
-    gateway stored        3,553   2,870   3,375    12.7       84.7           -    133.7  16.3
-    gateway anchored      3,376  (last batch on chain 8.9 s after the first publish)
-    gateway threads: paho 31, ingest 96, anchor 4; verifier process 35
-    ratio gateway/raw: 0.36 stored, 0.34 anchored
+    raw paho subscriber  26,171       -       -     9.0       10.0        36.0        -   0.7
+    gateway stored        8,837   1,755   2,969     8.3       10.0           -     77.7  12.3
+    gateway anchored      7,704  (last batch on chain 3.9 s after the first publish)
+    second run: raw 23,584, stored 8,061, anchored 7,958; gateway 82.7, verifier 87.0
+    gateway threads: ingest 68-72, anchor 6-7, follow 1.3; verifier process 77-87
+    ratio gateway/raw: 0.34 stored, 0.29-0.34 anchored
 
     10,000 devices        per s  p50 ms  p99 ms  broker  publisher  subscriber  gateway  node
-    raw paho subscriber  10,291       -       -    13.3       50.0        38.3        -   0.3
-    gateway stored          710  22,215  38,630    13.0       52.7           -    857.0 458.3
-    gateway anchored        708
-    gateway threads: paho 37, ingest 807, anchor 11; verifier process 35
-    ratio gateway/raw: 0.07 stored, 0.07 anchored
-    (the table above: device records cached for a 2 s ttl)
+    raw paho subscriber  25,246       -       -    10.3       10.7        37.3        -   0.0
+    gateway stored        1,706  15,646  17,144     8.7        9.7           -    388.7 243.3
+    gateway anchored      1,605
+    second run: raw 24,287, stored 1,833, anchored 1,743; gateway 352.0, node 232.0
+    gateway threads: ingest 338-375, anchor 8, follow 3; verifier process 80-86
+    ratio gateway/raw: 0.07-0.08 stored, 0.06-0.07 anchored
 
-    10,000 devices, device records invalidated by committed chain events (ttl 300 s as a
-    safety net), two runs each against the 2 s-ttl code in the same session:
-    2 s ttl:  gateway stored 639 and 734/s; gateway cpu 943 and 886, node 527 and 492;
-              ingest thread 889 and 826
-    events:   gateway stored 1,376 and 1,545/s (anchored 1,344 and 1,506); gateway cpu 430
-              and 453, node 243 and 253; ingest thread 378 and 394, follow thread 4
-    events, 100,000 readings (10 per device, so a tenth are first reads): stored 2,843/s,
-    anchored 2,778/s; gateway cpu 252, node 157; ingest thread 199, follow thread 2.6
-    100 devices, same session A/B: 2 s ttl 4,852 / 4,558 / 5,704 per s, events 3,935 /
-    5,155 / 5,381 per s (noise; follow thread 2 us per reading)
+Quiet moments of the same session, 100 devices, go publisher: 8,257-9,187 stored/s over five
+runs (ingest thread 63-71, verifier 75-86). Python publisher, same session: 100 devices raw
+19,253, stored 7,989, anchored 6,941 (publisher 50.7, gateway 82.0, verifier 72.0); 10,000
+devices raw 15,610, stored 1,951, anchored 1,838.
 
-With 20,000 readings and less other load the 100-device gateway reached 5,200-5,900 stored/s
-(raw 13,000-17,000/s); its CPU per reading was the same.
+The gateway before this round (commit 0f6b2d5), same session: go publisher 100 devices 4,507
+stored/s (gateway 197.3 = paho thread 54 + ingest 131, verifier 63.7, node 16.3), 10,000
+devices 1,429/s (gateway 485.7); python publisher 100 devices 6,348/s (gateway 135.0 = paho 36
++ ingest 90, verifier 40.0). The old gateway ran worse against the faster publisher: its paho
+thread and ingest thread fought over the GIL.
 
-**The bar (10,000 readings/s) is missed.** What bounds it:
+CPU per reading now (100 devices): publisher 10, broker 8-10, node 12-13, gateway process ~75
+(ingest thread ~65: paho's reading of the PUBLISH packets ~22, JSON parse and schema checks ~6,
+signing bytes and device lookups ~5, stateful checks ~1, SQLite commit with the reading id
+~12, PUBACKs ~4, sealing ~12, garbage collection ~5; anchor thread ~6, follow thread ~1),
+verifier process ~80 (one Ed25519 check per reading: the floor is ~54 us alone). In all ~185 us
+of CPU per reading: ~10,700/s if both cores were kept busy; the pipeline keeps them ~80% busy.
 
-* 100 devices: CPU. Per reading the whole pipeline costs ~250 us (publisher 50, broker 12,
-  gateway 134 + verifier 35, node 16): at most ~8,000/s on 2 cores if nothing else ran, and the
-  gateway process alone (paho 31 + ingest 96 us, one GIL) at most ~7,500/s. Of the ingest
-  thread's 96 us: half the Ed25519 checks (27; the floor is 54 us per reading, 18,500/s per
-  core), JSON parse + checks ~12, canonical encoding of signing bytes and id 2 x 7, SQLite
-  ~8, paho acks (one PUBACK packet and one wake-up write each) ~15, sealing ~9. For 10,000/s
-  the gateway and node together would have to fit in ~140 us per reading next to the
-  publisher and broker; they take ~185.
-* 10,000 devices: the first read of each device. With a 2 s ``device_ttl`` readings of one
-  device 10,000 readings apart each missed the cache and cost one ``/oracle/device`` query
-  (~700 us of gateway CPU in httpx + ~400 us on the node). Records now stay cached until a
-  committed event names the device (or 300 s pass), so only the first reading of each device
-  misses: with 3 readings per device that is a third of them, with 10 a tenth; the rest is
-  anchors listing ~1,000 devices (the node reads 2n + 5 keys each).
+**The bar (10,000 readings/s) is missed**, narrowly at 100 devices (8,000-9,200/s stored with
+the Go publisher), widely at 10,000 devices (1,600-1,950/s). What bounds it:
+
+* 100 devices: the two cores. Ed25519 alone needs ~0.55-0.8 of a core at 10,000/s, the
+  gateway's Python around it (~65 us, of which paho's receive path ~22) another ~0.65, broker,
+  publisher and node ~0.3 together. The ingest thread now waits for the verifier process
+  (verifier ~80 us vs ingest ~65): the verifier is the longest stage, and both share the cores
+  with everything else. A third core (with verify_processes=2 where there are four) would most
+  likely pass the bar; ``gc.freeze()`` in the gateway's process after start saved ~3 us of the
+  ingest thread in an A/B (not done: it is process-wide, the CLI's call).
+* 10,000 devices: the first read of each device (one ``/oracle/device`` query: ~700 us of
+  gateway CPU in httpx and ~400 us on the node), a third of the readings here (3 per device);
+  the rest is as at 100 devices plus anchors listing ~1,000 devices. Four queries at once in
+  threads made it worse in a trial run (GIL contention: gateway ~340 -> 463 us per reading,
+  1,338/s). A query returning many device records at once (the chain's ``/oracle/devices``
+  lists DIDs only) would be the next step.
 
 How it got there (stored readings/s at 100 | 10,000 devices; gateway / node cpu us per reading
-at 100 devices, then at 10,000; 20,000 readings per phase):
+at 100 devices, then at 10,000; 20,000 readings per phase, Python publisher, until the Go
+publisher row):
 
     first version                                 3,416 |   324    265 / 57    1,664 / 851
     sealing checks devices through the cache
@@ -93,11 +107,28 @@ at 100 devices, then at 10,000; 20,000 readings per phase):
     half of each chunk's signatures verified in
       a separate process (PyNaCl holds the GIL:
       threads do not help)                        5,873 |          144 + 40 verifier / 15
+    device records invalidated by committed
+      chain events, not a 2 s ttl       3,935-5,381 | 1,376-1,545  ~134 / 16   430-453 / 243-253
+    Go publisher (bench only; 30,000 readings
+      from here on)                               4,507 | 1,429   197 + 64 verifier / 16
+                                                                      486 + 58 verifier / 270
+    the ingest thread runs paho's loop itself
+      (no paho thread or queue; a chunk's PUBACKs
+      written with the socket corked) and overlaps
+      chunks: the verifier process checks chunk
+      k's signatures while the thread commits and
+      acks chunk k-1; signing bytes and reading id
+      written field by field, JSON parsed without
+      encoding detection                    8,061-8,837 | 1,706-1,833
+                                                           78-83 + 77-87 verifier / 12-13
+                                                         352-389 + 80-86 verifier / 232-243
 
-(same-session A/B for the last step: 4,190 -> 5,873/s, ingest thread 128 -> 101 us.)
-Not done: batching PUBACKs (paho writes and wakes its loop once per ack), a cheaper device
-query path (or loading an operator's devices in bulk at start), and a faster publisher (paho costs
-~50 us per QoS 1 publish even without its loop thread; with ``loop_start`` 2.5 times that).
+(same-session A/B for the 2 s ttl -> events step: 639 and 734 -> 1,376 and 1,545/s at 10,000
+devices, ingest thread 889 and 826 -> 378 and 394 us; 100 devices unchanged within noise.)
+Not done: fewer sends per PUBACK (paho writes each ack with its own send(); the socket is corked
+so they leave in few segments), a cheaper device query path (or loading an operator's device
+records in bulk at start), gc.freeze() in the gateway's process, a leaner MQTT receive path
+than paho's (~22 us per message: four recv() calls and an MQTTMessage with a Condition each).
 """
 
 from __future__ import annotations
@@ -188,7 +219,7 @@ def run_gateway(node_url: str, port: int, store_path: str, batch_seconds: float,
     from citychain.iot.gateway import Gateway, GatewayConfig
     from citychain.iot.store import ReadingStore
 
-    profiler = cProfile.Profile()
+    profiler = cProfile.Profile(time.thread_time)  # the thread's CPU time, not waits
 
     class ProfiledGateway(Gateway):
         def _ingest_loop(self) -> None:
@@ -217,7 +248,7 @@ def run_gateway(node_url: str, port: int, store_path: str, batch_seconds: float,
         gateway.stop()
         out = io.StringIO()
         if profile:
-            pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(22)
+            pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(30)
         with contextlib.suppress(OSError):
             conn.send((gateway.stats(), out.getvalue()))
         store.close()
