@@ -349,9 +349,10 @@ class Gateway:
                 messages: list[mqtt.MQTTMessage] = []
                 try:
                     if retry:
+                        messages, retry = retry, []
                         # Reading on keeps the connection alive (pings and their answers);
                         # what arrives waits behind the messages retried.
-                        messages, retry = retry + self._receive(timeout=0.0), []
+                        messages += self._receive(timeout=0.0)
                         self.process(messages)
                     else:
                         # While the verifier processes check this chunk's signatures, this
