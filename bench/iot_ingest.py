@@ -151,10 +151,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psycopg
+
 from citychain.app.genesis import Genesis
 from citychain.core.crypto import PrivateKey
 from citychain.iot.reading import sign_reading
 from citychain.testing.chain import CHAIN_ID, Cast, make_genesis
+from citychain.testing.postgres import PostgresServer
 
 BLOCK_INTERVAL = 0.05
 IN_FLIGHT = 1000
@@ -231,7 +234,8 @@ def run_gateway(node_url: str, port: int, store_path: str, batch_seconds: float,
 
     key = Cast.make(citizens=0, devices=1, prefix=PREFIX).devices[0]
     chain = ChainLink(node_url, key)
-    store = ReadingStore(Path(store_path))
+    store = ReadingStore(store_path if store_path.startswith("postgresql://")
+                         else Path(store_path))
     config = GatewayConfig(broker_port=port, batch_seconds=batch_seconds,
                            device_ttl=device_ttl, verify_processes=verify_processes)
     gateway = (ProfiledGateway if profile else Gateway)(config, store, chain)
@@ -441,8 +445,40 @@ PUBLISHERS: dict[str, type[PythonPublisher] | type[GoPublisher]] = {
 
 
 # ------------------------------------------------------------------------------ measuring
+def postgres_pids(postgres: PostgresServer | None) -> dict[str, int | str]:
+    """The PostgreSQL server's process tree, to measure (its backends serve the gateway)."""
+    if postgres is None or postgres.process is None:
+        return {}
+    return {"postgresql": f"tree:{postgres.process.pid}"}
+
+
+class StorePoller:
+    """Read-only counts from the gateway's store: its SQLite file or its PostgreSQL database."""
+
+    def __init__(self, location: str) -> None:
+        self._pg = location.startswith("postgresql://")
+        self._db: Any = (psycopg.connect(location, autocommit=True) if self._pg else
+                         sqlite3.connect(f"file:{location}?mode=ro", uri=True))
+
+    def one(self, sql: str) -> int:
+        return int(self._db.execute(sql).fetchone()[0])
+
+    def close(self) -> None:
+        self._db.close()
+
+
 def cpu_seconds(pid: int | str) -> float:
-    """User + system CPU time of process ``pid`` (or thread ``pid/task/tid``) from /proc."""
+    """User + system CPU time of process ``pid`` (or thread ``pid/task/tid``) from /proc; for
+    ``tree:<pid>`` the process and its children alive now (PostgreSQL's server and backends)."""
+    if isinstance(pid, str) and pid.startswith("tree:"):
+        root = pid.removeprefix("tree:")
+        with open(f"/proc/{root}/task/{root}/children") as children:
+            members = [root, *children.read().split()]
+        total = 0.0
+        for member in members:
+            with contextlib.suppress(OSError):
+                total += cpu_seconds(member)
+        return total
     with open(f"/proc/{pid}/stat") as stat:
         fields = stat.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -505,7 +541,8 @@ def sign_payloads(devices: int, readings: int) -> list[tuple[str, bytes]]:
     return out
 
 
-def run_size(devices: int, args: argparse.Namespace) -> list[Phase]:
+def run_size(devices: int, args: argparse.Namespace,
+             postgres: PostgresServer | None = None) -> list[Phase]:
     context = multiprocessing.get_context("spawn")
     phases: list[Phase] = []
     with tempfile.TemporaryDirectory(prefix="citychain-iot-bench-") as text:
@@ -537,8 +574,11 @@ def run_size(devices: int, args: argparse.Namespace) -> list[Phase]:
             subscriber.join(30)
             # b. gateway
             gw_parent, gw_child = context.Pipe()
+            location = str(directory / "readings.db")
+            if postgres is not None:
+                location = postgres.create_database(f"readings_{devices}")
             gateway = context.Process(target=run_gateway, args=(
-                node_url, port, str(directory / "readings.db"), args.batch_seconds,
+                node_url, port, location, args.batch_seconds,
                 args.device_ttl, args.verify_processes, args.profile_gateway, gw_child))
             # not daemonic: the gateway starts its signature verifier process
             gateway.start()
@@ -553,8 +593,9 @@ def run_size(devices: int, args: argparse.Namespace) -> list[Phase]:
                              for i, pid in enumerate(children.read().split())}
             phase, _ = measure(context, "gateway", port, str(payloads_path),
                                {"broker": broker.pid, "gateway": gateway.pid or 0,
-                                "node": node.pid or 0, **verifiers, **tasks}, args, None,
-                               directory / "readings.db")
+                                "node": node.pid or 0, **verifiers, **tasks,
+                                **postgres_pids(postgres)},
+                               args, None, location)
             print("  gateway cpu by thread (us per reading): " + ", ".join(
                 f"{name} {phase.cpu_us[name]:.1f}" for name in [*tasks, *verifiers]),
                 flush=True)
@@ -585,7 +626,7 @@ def run_size(devices: int, args: argparse.Namespace) -> list[Phase]:
 
 
 def measure(context: Any, name: str, port: int, payloads_path: str, pids: dict[str, int | str],
-            args: argparse.Namespace, subscriber: Any, store: Path | None) -> tuple[Phase, Any]:
+            args: argparse.Namespace, subscriber: Any, store: str | None) -> tuple[Phase, Any]:
     """Publish every payload from a publisher process; wait for the consumer (the subscriber's
     report, or the gateway's store polled here) to have everything; return the figures."""
     publisher = PUBLISHERS[args.publisher](context, port, payloads_path)
@@ -598,22 +639,21 @@ def measure(context: Any, name: str, port: int, payloads_path: str, pids: dict[s
         anchored_at = 0.0
         last_stored = 0.0
         if store is not None:
-            db = sqlite3.connect(f"file:{store}?mode=ro", uri=True)
+            db = StorePoller(store)
             deadline = time.monotonic() + args.timeout
             stored = anchored = 0
             while time.monotonic() < deadline and anchored < total:
                 time.sleep(POLL_SECONDS)
                 now = time.monotonic()
                 if stored < total:
-                    count = db.execute("SELECT COALESCE(MAX(n), 0) FROM readings").fetchone()[0]
+                    count = db.one("SELECT COALESCE(MAX(n), 0) FROM readings")
                     if count > stored:
                         stored_at.append((int(count), now))
                         stored = int(count)
                         if stored >= total:
                             last_stored = now
-                anchored = int(db.execute(
-                    "SELECT COALESCE(SUM(reading_count), 0) FROM batches WHERE status = ?",
-                    ("anchored",)).fetchone()[0])
+                anchored = db.one("SELECT COALESCE(SUM(reading_count), 0) FROM batches "
+                                  "WHERE status = 'anchored'")
                 if anchored >= total:
                     anchored_at = now
             db.close()
@@ -660,18 +700,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--publisher", choices=sorted(PUBLISHERS), default="go",
                         help="what publishes in both phases: bench/mqttpub (Go, built into "
                              ".bin/ on first use) or paho-mqtt in a Python process")
+    parser.add_argument("--store", choices=("sqlite", "postgresql"), default="sqlite",
+                        help="the gateway's reading store: a SQLite file (the default) or a "
+                             "database of a throwaway PostgreSQL server started here "
+                             "(citychain.testing.postgres, loopback)")
     args = parser.parse_args(argv)
     if args.publisher == "go":
         build_go_publisher()
     print(f"iot ingest: {args.readings:,} signed readings per phase "
           f"(python {sys.version.split()[0]}, {os.cpu_count()} cores), publisher: "
-          f"{PUBLISHERS[args.publisher].name}", flush=True)
-    table = {int(size): run_size(int(size), args) for size in args.sizes.split(",")}
+          f"{PUBLISHERS[args.publisher].name}, store: {args.store}", flush=True)
+    with contextlib.ExitStack() as stack:
+        postgres = (stack.enter_context(PostgresServer().start())
+                    if args.store == "postgresql" else None)
+        table = {int(size): run_size(int(size), args, postgres)
+                 for size in args.sizes.split(",")}
     print(f"\n== summary ==  (cpu: microseconds per reading; publisher: "
           f"{PUBLISHERS[args.publisher].name})")
     ok = True
     for size, (raw, gateway) in table.items():
-        names = ["broker", "publisher", "subscriber", "gateway", "node"]
+        names = ["broker", "publisher", "subscriber", "gateway", "node",
+                 *(["postgresql"] if "postgresql" in gateway.cpu_us else [])]
         print(f"\n  {size:,} devices{'':<16}{'per s':>9}{'p50 ms':>8}{'p99 ms':>8}"
               + "".join(f"{n[:6] + ' cpu':>11}" for n in names))
         for phase in (raw, gateway):
