@@ -22,6 +22,10 @@ ADDRESS = QueryParam("address", str, description="the device's address (40 hex)"
 DID = QueryParam("did", str, description="the device's DID (instead of address)",
                  example="did:city:" + _EXAMPLE_ADDRESS)
 LIMIT = QueryParam("limit", int, description="page size (1..500, default 100)", example=100)
+OWNER = QueryParam("owner", str, required=True, description="the operator's DID or address",
+                   example="did:city:" + _EXAMPLE_ADDRESS)
+START_AFTER_DEVICE = QueryParam("start_after", str, description="list devices after this "
+                                "address or DID", example=_EXAMPLE_ADDRESS)
 FEED_ID = QueryParam("feed_id", str, required=True, description="a feed id",
                      example="pm25-mean-centre")
 
@@ -38,6 +42,7 @@ MODULE = Module(
     queries={
         "device": queries.query_device,
         "devices": queries.query_devices,
+        "device_records": queries.query_device_records,
         "anchor": queries.query_anchor,
         "anchors_by_device": queries.query_anchors_by_device,
         "feed": queries.query_feed,
@@ -48,11 +53,11 @@ MODULE = Module(
     provable_queries=frozenset({"device", "anchor", "feed", "feed_value", "params"}),
     query_params={
         "device": (ADDRESS, DID),
-        "devices": (QueryParam("owner", str, required=True,
-                               description="the operator's DID or address",
-                               example="did:city:" + _EXAMPLE_ADDRESS),
-                    QueryParam("start_after", str, description="list devices after this "
-                               "address or DID", example=_EXAMPLE_ADDRESS), LIMIT),
+        "devices": (OWNER, START_AFTER_DEVICE, LIMIT),
+        "device_records": (OWNER, START_AFTER_DEVICE,
+                           QueryParam("limit", int, description="page size (1.."
+                                      f"{queries.MAX_RECORDS_LIMIT}, default 100)",
+                                      example=100)),
         "anchor": (QueryParam("batch_id", str, description="the batch id (64 hex)",
                               example=_EXAMPLE_HASH),
                    QueryParam("merkle_root", str, description="the batch's Merkle root "

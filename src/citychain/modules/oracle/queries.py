@@ -1,8 +1,8 @@
 """Oracle queries: plain-data answers read only through view.get / view.iterate.
 
 ``device``, ``anchor``, ``feed``, ``feed_value`` and ``params`` read by ``get`` only, so a
-client can verify them key by key; ``devices``, ``anchors_by_device`` and ``feed_history`` scan
-ranges.
+client can verify them key by key; ``devices``, ``device_records``, ``anchors_by_device`` and
+``feed_history`` scan ranges.
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ from citychain.modules.oracle.types import (
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 500
+MAX_RECORDS_LIMIT = 1000
+"""Page bound of ``device_records``: 1 000 records encode to about 0.5 MB."""
 _HASH_HEX = re.compile(r"[0-9a-f]{64}")
 _CURSOR = re.compile(r"(0|[1-9][0-9]{0,18}):([0-9a-f]{64})")
 
@@ -64,6 +66,34 @@ def query_devices(view: ReadView, params: dict[str, Any]) -> dict[str, Any]:
     more = len(found) > limit
     found = found[:limit]
     return {"owner": identity.did_of(owner), "devices": [identity.did_of(a) for a in found],
+            "next_start_after": found[-1] if more else None}
+
+
+def query_device_records(view: ReadView, params: dict[str, Any]) -> dict[str, Any]:
+    """Params: ``owner`` (DID or address), optional ``start_after`` (address or DID), ``limit``
+    (1 to 1 000, default 100).
+
+    Returns the full records (as ``device`` answers them) of the devices the operator
+    registered, in address order, and ``next_start_after`` (an address) when more may follow:
+    a gateway reads all its devices in a few pages instead of one query per device.
+
+    Raises:
+        InvalidQueryError: naming the parameter that is missing, unknown or malformed.
+    """
+    check_query_params(params, required=("owner",), optional=("limit", "start_after"))
+    owner = _reference(params["owner"], "owner")
+    start_after = (_reference(params["start_after"], "start_after")
+                   if "start_after" in params else None)
+    limit = _int_param(params, "limit", DEFAULT_LIMIT, 1, MAX_RECORDS_LIMIT)
+    found = list(islice(state.iter_owner_devices(view, owner, start_after), limit + 1))
+    more = len(found) > limit
+    found = found[:limit]
+    records = []
+    for address in found:
+        device = state.get_device(view, address)   # set_device writes both keys together
+        if device is not None:
+            records.append(device_value(view, device))
+    return {"owner": identity.did_of(owner), "records": records,
             "next_start_after": found[-1] if more else None}
 
 
