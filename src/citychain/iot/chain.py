@@ -2,9 +2,11 @@
 
 The gateway trusts its own node for these reads (it is its operator's node); readers of the
 off-chain store verify anchors with proofs instead (``citychain.iot.verify``). No reading causes
-a chain call once its device is cached. Freshness comes from the chain's own events: the gateway
-follows committed blocks (:class:`BlockFollower`) and drops the cached record of every device an
-identity or oracle event names (key rotated, suspended, reinstated, role granted or revoked,
+a chain call once its device is cached; at start the gateway caches its operator's devices in
+pages of ``/oracle/device_records`` (:func:`preload_devices`), later ones are read one by one on
+first use. Freshness comes from the chain's own events: the gateway follows committed blocks
+(:class:`BlockFollower`) and drops the cached record of every device an identity or oracle
+event names (key rotated, suspended, reinstated, role granted or revoked,
 registered, updated, decommissioned), so such a change takes effect about one block (plus one
 poll) after it commits. A long ``ttl`` stays as a safety net.
 """
@@ -13,8 +15,9 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any
 
 from citychain.client.rpc import NodeClient
@@ -27,6 +30,7 @@ from citychain.modules.oracle.messages import MsgAnchorBatch
 
 DEFAULT_DEVICE_TTL = 300.0
 DEFAULT_DEVICE_CACHE_SIZE = 200_000
+DEVICE_RECORDS_PAGE = 1000   # the oracle's MAX_RECORDS_LIMIT: ~0.5 MB per answer
 
 DEVICE_EVENT_TYPES: frozenset[str] = frozenset({
     identity_events.IDENTITY_CREATED, identity_events.KEY_ROTATED,
@@ -48,6 +52,17 @@ class DeviceInfo:
     pubkey: bytes
     active: bool
     streams: dict[str, tuple[int, int]]
+
+
+def device_info(value: Mapping[str, Any], did: str | None = None) -> DeviceInfo:
+    """The gateway's view of one ``/oracle/device`` answer (also one ``device_records``
+    record), under ``did`` (default: the answer's): it may speak only while registered and its
+    identity active."""
+    active = value["status"] != "decommissioned" and value["identity_status"] == "active"
+    streams = {s["name"]: (int(s["min"]), int(s["max"])) for s in value["streams"]}
+    pubkey = bytes.fromhex(value["pubkey"]) if value["pubkey"] else b""
+    return DeviceInfo(str(value["did"]) if did is None else did, str(value["owner"]), pubkey,
+                      active, streams)
 
 
 class AnchorRefusedError(Exception):
@@ -90,13 +105,33 @@ class ChainLink:
         return codec.decode(answer.value)
 
     def device(self, did: str) -> DeviceInfo | None:
+        """The device record of ``did`` (one ``/oracle/device`` query), or None.
+
+        Raises:
+            AnchorRefusedError: the node refused the query.
+            RpcError: the node cannot be reached.
+        """
         value = self.query("/oracle/device", {"did": did})
-        if value is None:
-            return None
-        active = value["status"] != "decommissioned" and value["identity_status"] == "active"
-        streams = {s["name"]: (int(s["min"]), int(s["max"])) for s in value["streams"]}
-        pubkey = bytes.fromhex(value["pubkey"]) if value["pubkey"] else b""
-        return DeviceInfo(did, str(value["owner"]), pubkey, active, streams)
+        return None if value is None else device_info(value, did)
+
+    def device_records(self, owner: str,
+                       page: int = DEVICE_RECORDS_PAGE) -> Iterator[DeviceInfo]:
+        """The records of every device ``owner`` registered, in address order, read lazily
+        ``page`` at a time (``/oracle/device_records``); each page reflects the node's state
+        when it was asked.
+
+        Raises:
+            AnchorRefusedError: the node refused a query.
+            RpcError: the node cannot be reached.
+        """
+        params: dict[str, Any] = {"owner": owner, "limit": page}
+        while True:
+            value = self.query("/oracle/device_records", params)
+            for record in value["records"]:
+                yield device_info(record)
+            if value["next_start_after"] is None:
+                return
+            params = {**params, "start_after": value["next_start_after"]}
 
     def operator(self) -> str:
         """The DID the gateway anchors for: the owner of its Gateway device, or the key's own
@@ -192,7 +227,7 @@ class DeviceCache:
     than ``ttl`` seconds, and at most ``max_entries`` of them (the oldest read goes first).
 
     Thread-safe. A read that was in flight while an invalidation happened is returned but not
-    kept: it may predate the change."""
+    kept: it may predate the change (for a batch read by :meth:`prime`, the whole batch)."""
 
     def __init__(self, fetch: Callable[[str], DeviceInfo | None], ttl: float = DEFAULT_DEVICE_TTL,
                  clock: Callable[[], float] = time.monotonic,
@@ -230,6 +265,31 @@ class DeviceCache:
                 self._entries[did] = (read_at, info)
         return info
 
+    def prime(self, records: Iterable[DeviceInfo]) -> int:
+        """Read ``records`` (lazily: typically pages from the chain) and keep them all, unless
+        an invalidation happened while they were read: then none is kept, since any may predate
+        the change (:meth:`refresh`'s rule for a batch). Kept records go in read order, each
+        after the existing ones (evicted last), at most ``max_entries`` in all (the oldest go
+        first). Returns how many were kept.
+
+        Raises:
+            whatever iterating ``records`` raises (then nothing is kept).
+        """
+        generation = self._generation
+        read_at = self._clock()
+        read = {info.did: info for info in records}
+        with self._lock:
+            if generation != self._generation:
+                return 0
+            kept = list(read.values())[-self.max_entries:]
+            for info in kept:
+                self._entries.pop(info.did, None)
+            while self._entries and len(self._entries) + len(kept) > self.max_entries:
+                del self._entries[next(iter(self._entries))]
+            for info in kept:
+                self._entries[info.did] = (read_at, info)
+        return len(kept)
+
     def invalidate(self, dids: Iterable[str]) -> None:
         """Forget the records of ``dids``: the next read of each goes to the chain."""
         with self._lock:
@@ -242,6 +302,19 @@ class DeviceCache:
         with self._lock:
             self._generation += 1
             self._entries.clear()
+
+
+def preload_devices(link: ChainLink, cache: DeviceCache, owner: str) -> int:
+    """Read the records of ``owner``'s devices in pages (up to the cache's size) into
+    ``cache``; return how many were kept (none if an invalidation raced the read). Call it
+    after :meth:`BlockFollower.start_at`, so events from then on still invalidate them.
+
+    Raises:
+        AnchorRefusedError: the node refused a query.
+        RpcError: the node cannot be reached.
+    """
+    page = min(DEVICE_RECORDS_PAGE, cache.max_entries)
+    return cache.prime(islice(link.device_records(owner, page), cache.max_entries))
 
 
 class BlockFollower:

@@ -43,6 +43,7 @@ from citychain.iot.chain import (
     ChainLink,
     DeviceCache,
     DeviceInfo,
+    preload_devices,
 )
 from citychain.iot.reading import (
     BAD_SIGNATURE,
@@ -94,6 +95,7 @@ class GatewayConfig:
     device_ttl: float = DEFAULT_DEVICE_TTL  # seconds a device record is kept at most (safety
                                            # net: committed events invalidate it sooner)
     device_cache_size: int = DEFAULT_DEVICE_CACHE_SIZE  # device records kept at most
+    preload_devices: bool = True     # at start, cache the operator's devices in a few pages
     follow_seconds: float = 0.25     # period of polling the node for new blocks' events
     max_batch_devices: int = 1000    # capped by the chain's param
     stats_seconds: float = 10.0      # period of the stats log line
@@ -290,6 +292,11 @@ class Gateway:
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> Gateway:
         self.follower.start_at()  # before any record is cached: no change can be missed
+        if self.config.preload_devices:
+            started = time.monotonic()
+            kept = preload_devices(self.chain, self.devices, self.operator)
+            log.info("preloaded %d device records of %s in %.3f s", kept, self.operator,
+                     time.monotonic() - started)
         if self.config.verify_processes > 0:
             # PyNaCl holds the GIL while it verifies: only another process adds a core.
             self._verifier = ProcessPoolExecutor(
