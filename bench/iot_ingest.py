@@ -77,8 +77,29 @@ signing bytes and device lookups ~5, stateful checks ~1, SQLite commit with the 
 verifier process ~80 (one Ed25519 check per reading: the floor is ~54 us alone). In all ~185 us
 of CPU per reading: ~10,700/s if both cores were kept busy; the pipeline keeps them ~80% busy.
 
-**The bar (10,000 readings/s) is missed**, narrowly at 100 devices (8,000-9,200/s stored with
-the Go publisher), widely at 10,000 devices (1,600-1,950/s). What bounds it:
+With the operator's device records preloaded at gateway start (``/oracle/device_records``,
+pages of 1,000; 10,001 records in ~0.9 s), three runs in two sessions, Go publisher, 30,000
+readings per phase (the later session's machine was slower: raw subscriber 36-44 us and the
+verifier 89-107 us per reading, against 36 and 76-78):
+
+    100 devices           stored/s  anchored/s  gateway  verifier  node   raw/s   ratio stored
+    run 1 (helper)           8,787       8,677     73.3      77.7  10.7  24,855   0.35
+    run 2                    6,309       5,642    107.0     107.3  14.7  19,843   0.32
+    run 3                    7,510       6,623     91.7      89.3  13.3  25,970   0.29
+    10,000 devices
+    run 1                    7,668       5,786     85.0      75.7  84.3  25,316   0.30
+    run 2                    5,893       4,591    108.3     101.0 105.3  16,711   0.35
+    run 3                    6,453       4,913    100.7      90.0  96.7  23,613   0.27
+
+At 10,000 devices the node's ~85-105 us per reading is the anchors: each batch of 1,000
+readings lists ~1,000 devices, and the anchor checks every listed device and writes its
+per-device index entry. ``--store postgresql`` (same later session, one run): 100 devices 4,530
+stored / 4,198 anchored per s (gateway 132, PostgreSQL's processes 57 us per reading), 10,000
+devices 3,460 / 3,231 (gateway 157, PostgreSQL 76): the psycopg round trips cost the ingest
+thread ~60 us more per reading than SQLite.
+
+**The bar (10,000 readings/s) is missed**: 6,300-9,200/s stored at 100 devices and
+5,900-7,700/s at 10,000 devices with SQLite, depending on the run. What bounds it:
 
 * 100 devices: the two cores. Ed25519 alone needs ~0.55-0.8 of a core at 10,000/s, the
   gateway's Python around it (~65 us, of which paho's receive path ~22) another ~0.65, broker,
@@ -87,12 +108,11 @@ the Go publisher), widely at 10,000 devices (1,600-1,950/s). What bounds it:
   with everything else. A third core (with verify_processes=2 where there are four) would most
   likely pass the bar; ``gc.freeze()`` in the gateway's process after start saved ~3 us of the
   ingest thread in an A/B (not done: it is process-wide, the CLI's call).
-* 10,000 devices: the first read of each device (one ``/oracle/device`` query: ~700 us of
-  gateway CPU in httpx and ~400 us on the node), a third of the readings here (3 per device);
-  the rest is as at 100 devices plus anchors listing ~1,000 devices. Four queries at once in
-  threads made it worse in a trial run (GIL contention: gateway ~340 -> 463 us per reading,
-  1,338/s). A query returning many device records at once (the chain's ``/oracle/devices``
-  lists DIDs only) would be the next step.
+* 10,000 devices: as at 100 devices, plus the node's anchor work (above). Before the preload
+  the first read of each device cost one ``/oracle/device`` query (~700 us of gateway CPU in
+  httpx and ~400 us on the node), a third of the readings here (3 per device): 1,600-1,950/s.
+  Four queries at once in threads had made it worse (GIL contention: 1,338/s); the preload
+  (~30 us of gateway and ~60 us of node CPU per device, once) removed it.
 
 How it got there (stored readings/s at 100 | 10,000 devices; gateway / node cpu us per reading
 at 100 devices, then at 10,000; 20,000 readings per phase, Python publisher, until the Go
@@ -126,9 +146,10 @@ publisher row):
 (same-session A/B for the 2 s ttl -> events step: 639 and 734 -> 1,376 and 1,545/s at 10,000
 devices, ingest thread 889 and 826 -> 378 and 394 us; 100 devices unchanged within noise.)
 Not done: fewer sends per PUBACK (paho writes each ack with its own send(); the socket is corked
-so they leave in few segments), a cheaper device query path (or loading an operator's device
-records in bulk at start), gc.freeze() in the gateway's process, a leaner MQTT receive path
-than paho's (~22 us per message: four recv() calls and an MQTTMessage with a Condition each).
+so they leave in few segments), gc.freeze() in the gateway's process, a leaner MQTT receive path
+than paho's (~22 us per message: four recv() calls and an MQTTMessage with a Condition each),
+a cheaper sealing path (~12 us per reading: the pending rows decoded into readings, one UPDATE
+per reading), a cheaper anchor on the node for batches listing many devices.
 """
 
 from __future__ import annotations
