@@ -57,14 +57,7 @@ def query_devices(view: ReadView, params: dict[str, Any]) -> dict[str, Any]:
     Raises:
         InvalidQueryError: naming the parameter that is missing, unknown or malformed.
     """
-    check_query_params(params, required=("owner",), optional=("limit", "start_after"))
-    owner = _reference(params["owner"], "owner")
-    start_after = (_reference(params["start_after"], "start_after")
-                   if "start_after" in params else None)
-    limit = _int_param(params, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
-    found = list(islice(state.iter_owner_devices(view, owner, start_after), limit + 1))
-    more = len(found) > limit
-    found = found[:limit]
+    owner, found, more = _owner_devices_page(view, params, MAX_LIMIT)
     return {"owner": identity.did_of(owner), "devices": [identity.did_of(a) for a in found],
             "next_start_after": found[-1] if more else None}
 
@@ -80,14 +73,7 @@ def query_device_records(view: ReadView, params: dict[str, Any]) -> dict[str, An
     Raises:
         InvalidQueryError: naming the parameter that is missing, unknown or malformed.
     """
-    check_query_params(params, required=("owner",), optional=("limit", "start_after"))
-    owner = _reference(params["owner"], "owner")
-    start_after = (_reference(params["start_after"], "start_after")
-                   if "start_after" in params else None)
-    limit = _int_param(params, "limit", DEFAULT_LIMIT, 1, MAX_RECORDS_LIMIT)
-    found = list(islice(state.iter_owner_devices(view, owner, start_after), limit + 1))
-    more = len(found) > limit
-    found = found[:limit]
+    owner, found, more = _owner_devices_page(view, params, MAX_RECORDS_LIMIT)
     records = []
     for address in found:
         device = state.get_device(view, address)   # set_device writes both keys together
@@ -95,6 +81,19 @@ def query_device_records(view: ReadView, params: dict[str, Any]) -> dict[str, An
             records.append(device_value(view, device))
     return {"owner": identity.did_of(owner), "records": records,
             "next_start_after": found[-1] if more else None}
+
+
+def _owner_devices_page(view: ReadView, params: dict[str, Any],
+                        max_limit: int) -> tuple[str, list[str], bool]:
+    """The ``devices`` and ``device_records`` params checked: (owner address, up to ``limit``
+    device addresses after ``start_after`` in address order, whether more may follow)."""
+    check_query_params(params, required=("owner",), optional=("limit", "start_after"))
+    owner = _reference(params["owner"], "owner")
+    start_after = (_reference(params["start_after"], "start_after")
+                   if "start_after" in params else None)
+    limit = _int_param(params, "limit", DEFAULT_LIMIT, 1, max_limit)
+    found = list(islice(state.iter_owner_devices(view, owner, start_after), limit + 1))
+    return owner, found[:limit], len(found) > limit
 
 
 def query_anchor(view: ReadView, params: dict[str, Any]) -> dict[str, Any] | None:
