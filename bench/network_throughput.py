@@ -36,10 +36,10 @@ budget and the old figures in docs/network.md, "Throughput"):
 * the old client (32 threads of broadcast_tx_sync, one tx per call) measured 435 vs 667 tx/s:
   it was the limit for both apps.
 * the signature floor (``--apps`` includes ``verify-floor``, bench/verify_floor_app.py: decode
-  and Ed25519-check each tx once per node, no state), 20,000 txs offered at once, one run:
-  citychain 1,606, kvstore 4,939, verify-floor 2,240 tx/s; ratios 0.33 and **0.45**. An app
-  that does nothing but what every citychain validator must do for a tx stays under the 0.5 bar
-  on this machine.
+  and Ed25519-check each tx once per node, no state), 20,000 txs offered at once, two runs:
+  citychain 1,606 and 1,166, kvstore 4,939 and 3,761, verify-floor 2,240 and 1,388 tx/s;
+  ratios 0.33/0.31 and **0.45/0.37**. An app that does nothing but what every citychain
+  validator must do for a tx stays under the 0.5 bar on this machine.
 """
 
 from __future__ import annotations
