@@ -732,7 +732,7 @@ def main(argv: list[str] | None = None) -> int:
           f"(python {sys.version.split()[0]}, {os.cpu_count()} cores), publisher: "
           f"{PUBLISHERS[args.publisher].name}, store: {args.store}", flush=True)
     with contextlib.ExitStack() as stack:
-        postgres = (stack.enter_context(PostgresServer().start())
+        postgres = (stack.enter_context(PostgresServer())
                     if args.store == "postgresql" else None)
         table = {int(size): run_size(int(size), args, postgres)
                  for size in args.sizes.split(",")}
