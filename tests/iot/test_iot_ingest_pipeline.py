@@ -174,3 +174,22 @@ def test_every_chunk_size_gets_one_verdict_per_reading_in_order(
                     assert verdicts == []
                 else:
                     assert [v if v is None else v[1] for v in verdicts] == expected
+
+
+def test_a_store_failure_in_the_anchor_thread_is_reported_in_errors(
+        broker: Broker, chain: IotChain, store_path: Path) -> None:
+    """The anchor thread does not die silently: a store that fails while it lists sealed
+    batches ends up in ``Gateway.errors``, which the CLI turns into "gateway stopped: ..."."""
+    device = DeviceClock(chain.key("s1"))
+    with running_gateway(broker, chain, store_path, batch_seconds=0.1) as gateway:
+        def broken(status: str | None = None) -> Any:
+            raise RuntimeError("store gone (test)")
+
+        gateway.store.batches = broken  # type: ignore[method-assign]
+        publisher = Publisher(broker)
+        try:
+            publisher.publish_readings([device.next(1)])
+            wait_for(lambda: bool(gateway.errors), what="the anchor thread's error")
+        finally:
+            publisher.close()
+        assert "store gone (test)" in gateway.errors[0]

@@ -594,15 +594,23 @@ class Gateway:
 
     # ------------------------------------------------------------------ anchors
     def _anchor_loop(self) -> None:
-        while True:
-            self._seal_signal.wait(timeout=self.config.anchor_retry_seconds)
-            self._seal_signal.clear()
-            try:
-                self.anchor_sealed()
-            except (RpcError, OSError) as exc:
-                log.warning("anchoring paused, node unreachable: %s", exc)
-            if self._stop.is_set():
-                return
+        """Anchor sealed batches whenever sealing signals (or every ``anchor_retry_seconds``);
+        an unreachable node pauses it. Anything else (the store failing, say) stops it and is
+        recorded in ``errors``, as the ingest thread does, so the process reports it and
+        stops instead of ingesting on without anchoring."""
+        try:
+            while True:
+                self._seal_signal.wait(timeout=self.config.anchor_retry_seconds)
+                self._seal_signal.clear()
+                try:
+                    self.anchor_sealed()
+                except (RpcError, OSError) as exc:
+                    log.warning("anchoring paused, node unreachable: %s", exc)
+                if self._stop.is_set():
+                    return
+        except Exception as exc:  # logged and recorded: the thread ends here
+            self.errors.append(repr(exc))
+            log.exception("iot anchoring stopped")
 
     def anchor_sealed(self) -> int:
         """Anchor every sealed batch in order; a root the chain already holds is recorded, not
