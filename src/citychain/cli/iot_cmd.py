@@ -145,6 +145,11 @@ def gateway(
     stats_seconds: Annotated[float, typer.Option(
         "--stats-seconds", min=0.1, help="Period of the stats line on stderr.")
     ] = DEFAULTS.stats_seconds,
+    preload_devices: Annotated[bool, typer.Option(
+        "--preload-devices/--no-preload-devices",
+        help="At start, read every device of the operator in pages (/oracle/device_records) "
+             "instead of one query per device on its first reading.")
+    ] = DEFAULTS.preload_devices,
 ) -> None:
     """Subscribe to city/<device>/<stream> (QoS 1), check each signed reading, store accepted
     ones durably before acking them, seal batches and anchor their Merkle roots on chain.
@@ -159,7 +164,7 @@ def gateway(
     config = GatewayConfig(broker_host=host, broker_port=port, batch_seconds=batch_seconds,
                            batch_readings=batch_readings, device_ttl=device_ttl,
                            window_past_ms=window_past_ms, window_future_ms=window_future_ms,
-                           stats_seconds=stats_seconds)
+                           stats_seconds=stats_seconds, preload_devices=preload_devices)
     reading_store = open_store(home, store, read_only=False)
     chain = ChainLink(resolve_node_url(node, home), device_key)
     stopping = threading.Event()
