@@ -40,6 +40,32 @@ def encode(value: Any) -> bytes:
         raise DecodeError("value holds a string that cannot be encoded as UTF-8") from None
 
 
+def encode_scalar(value: int | str | bytes) -> bytes:
+    """The canonical encoding of one integer (in [MIN_INT, MAX_INT]), ``str`` or ``bytes``:
+    exactly the bytes :func:`encode` writes for it, alone or inside a list or map. For a hot
+    path that assembles a fixed-shape map itself (keys in :func:`encode`'s order after
+    :func:`map_head`); such a caller tests its bytes against :func:`encode`.
+
+    Raises:
+        DecodeError: a bool or another type, or an integer out of range.
+        UnicodeEncodeError: a string that is not valid Unicode (lone surrogates).
+    """
+    if type(value) is int:
+        if not MIN_INT <= value <= MAX_INT:
+            raise DecodeError(f"integer {value} is outside the 64-bit range")
+    elif type(value) is not str and type(value) is not bytes:
+        raise DecodeError(f"{type(value).__name__} is not an integer, str or bytes")
+    return cbor2.dumps(value)
+
+
+def map_head(size: int) -> bytes:
+    """The first bytes of the canonical encoding of a map with ``size`` entries."""
+    if not 0 <= size < 2**32:
+        raise DecodeError(f"map size {size} out of range")
+    head = cbor2.dumps(size)  # an unsigned integer's head, same shortest-form argument
+    return bytes((head[0] | 0xA0,)) + head[1:]
+
+
 def decode(data: bytes) -> Any:
     """Decode canonical bytes.
 

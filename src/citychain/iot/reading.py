@@ -88,8 +88,7 @@ class Reading:
         if encoded is None or type(self.sig) is not bytes:
             return codec.encode({**self.unsigned_value(), "sig": self.sig})
         seq, rest = encoded
-        return b"".join((_MAP_6, seq, _KEY_SIG, _encode_head(0x40, len(self.sig)), self.sig,
-                         rest))
+        return b"".join((_MAP_6, seq, _KEY_SIG, codec.encode_scalar(self.sig), rest))
 
     def _encoded(self) -> tuple[bytes, bytes] | None:
         """Keys and values of the five signed fields as :func:`citychain.core.codec.encode`
@@ -108,9 +107,10 @@ class Reading:
                 max(seq, ts_ms, value) <= codec.MAX_INT:
             return None
         try:
-            encoded = (_KEY_SEQ + _encode_int(seq), b"".join((
-                _KEY_TS_MS, _encode_int(ts_ms), _KEY_VALUE, _encode_int(value),
-                _KEY_DEVICE, _encode_text(device), _KEY_STREAM, _encode_text(stream))))
+            scalar = codec.encode_scalar
+            encoded = (_KEY_SEQ + scalar(seq), b"".join((
+                _KEY_TS_MS, scalar(ts_ms), _KEY_VALUE, scalar(value),
+                _KEY_DEVICE, scalar(device), _KEY_STREAM, scalar(stream))))
         except UnicodeEncodeError:
             return None
         self.__dict__["encoded_fields"] = encoded
@@ -145,37 +145,14 @@ class Reading:
                           separators=(",", ":"))
 
 
-def _encode_head(major: int, argument: int) -> bytes:
-    """A CBOR item's first byte(s) in their shortest form: ``major`` (already shifted into the
-    top three bits) with ``argument`` (0 .. 2**64 - 1)."""
-    if argument < 24:
-        return bytes((major | argument,))
-    if argument < 0x100:
-        return bytes((major | 24, argument))
-    if argument < 0x10000:
-        return bytes((major | 25,)) + argument.to_bytes(2, "big")
-    if argument < 0x100000000:
-        return bytes((major | 26,)) + argument.to_bytes(4, "big")
-    return bytes((major | 27,)) + argument.to_bytes(8, "big")
-
-
-def _encode_int(number: int) -> bytes:
-    return _encode_head(0x00, number) if number >= 0 else _encode_head(0x20, -1 - number)
-
-
-def _encode_text(text: str) -> bytes:
-    encoded = text.encode()
-    return _encode_head(0x60, len(encoded)) + encoded
-
-
-_MAP_5 = _encode_head(0xA0, 5)
-_MAP_6 = _encode_head(0xA0, 6)
-_KEY_SEQ = _encode_text("seq")
-_KEY_SIG = _encode_text("sig")
-_KEY_TS_MS = _encode_text("ts_ms")
-_KEY_VALUE = _encode_text("value")
-_KEY_DEVICE = _encode_text("device")
-_KEY_STREAM = _encode_text("stream")
+_MAP_5 = codec.map_head(5)
+_MAP_6 = codec.map_head(6)
+_KEY_SEQ = codec.encode_scalar("seq")
+_KEY_SIG = codec.encode_scalar("sig")
+_KEY_TS_MS = codec.encode_scalar("ts_ms")
+_KEY_VALUE = codec.encode_scalar("value")
+_KEY_DEVICE = codec.encode_scalar("device")
+_KEY_STREAM = codec.encode_scalar("stream")
 
 
 @lru_cache(maxsize=16)

@@ -355,3 +355,22 @@ def check_one_encoding(raw: bytes) -> None:
         return
     assert codec.encode(value) == raw
     assert strictly_equal(cbor2.loads(raw), value)
+
+
+@given(st.one_of(st.integers(MIN_INT, MAX_INT), st.text(), st.binary()))
+def test_encode_scalar_is_what_encode_writes(value: int | str | bytes) -> None:
+    assert codec.encode_scalar(value) == codec.encode(value)
+    assert codec.encode([value]) == b"\x81" + codec.encode_scalar(value)
+
+
+@given(st.integers(0, 300))
+def test_map_head_starts_the_encoding_of_a_map_of_that_size(size: int) -> None:
+    encoded = codec.encode({f"k{i}": 0 for i in range(size)})
+    head = codec.map_head(size)
+    assert len(head) in (1, 2, 3) and encoded.startswith(head)
+
+
+@pytest.mark.parametrize("value", [True, None, 1.5, MAX_INT + 1, MIN_INT - 1, ["a"]])
+def test_encode_scalar_refuses_what_is_not_a_scalar_in_range(value: Any) -> None:
+    with pytest.raises(DecodeError):
+        codec.encode_scalar(value)
