@@ -15,6 +15,8 @@ import contextlib
 import hashlib
 import os
 import random
+import re
+import shutil
 import signal
 import sqlite3
 import threading
@@ -98,6 +100,22 @@ class Net(NetworkProbe):
                 return None
             raise
         return result
+
+    def wait_tx(self, index: int, hash_hex: str, timeout: float = 15) -> dict[str, Any] | None:
+        """``find_tx``, waiting a while: CometBFT indexes a block's txs just after applying it,
+        so a node that reports a height may not have indexed its last block yet."""
+        deadline = time.monotonic() + timeout
+        while (found := self.find_tx(index, hash_hex)) is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        return found
+
+    def indexed_txs(self, index: int, height: int) -> int:
+        """How many txs node ``index``'s tx index holds for block ``height``."""
+        result = self.rpc(index, "tx_search", query=f"tx.height={height}", per_page="100")
+        return int(result["total_count"])
+
+    def block_txs(self, index: int, height: int) -> int:
+        return len(self.rpc(index, "block", height=str(height))["block"]["data"]["txs"] or [])
 
 
 class Load:
@@ -278,13 +296,48 @@ def test_b_kill_9_one_validator_under_load_then_it_catches_up(net: Net) -> None:
     net.wait_height(3, net.height(0))
     for hash_hex in committed:  # nothing reported committed is lost, on any node
         for index in range(4):
-            found = net.find_tx(index, hash_hex)
-            assert found is not None and int(found["height"]) == net.committed[hash_hex]
+            found = net.wait_tx(index, hash_hex)
+            assert found is not None, f"node{index} cannot find tx {hash_hex} " \
+                f"(committed at height {net.committed[hash_hex]})"
+            assert int(found["height"]) == net.committed[hash_hex]
     net.assert_same_app_hash()
 
 
 @pytest.mark.timeout(150)
-def test_c_killing_only_the_application_stops_cometbft_and_a_restart_replays(net: Net) -> None:
+def test_c_a_node_re_indexes_its_last_blocks_txs_when_it_starts(net: Net) -> None:
+    """A kill between applying a block and indexing its txs loses them from that node's ``/tx``
+    (CometBFT does not replay an applied block); the supervisor re-indexes the last blocks
+    before CometBFT starts. Deleting the node's whole tx index makes the loss certain."""
+    resync(net, 0)
+    node = net.testnet.node_dir(1)
+    with Load(net, [0, 2, 3], seed=41):
+        time.sleep(3)
+        stop_node(net.testnet, 1)  # under load: its last blocks hold txs
+        time.sleep(1)
+    shutil.rmtree(node.cometbft_home / "data" / "tx_index.db")
+    log_start = (node.log_dir / "supervisor.log").stat().st_size
+    start_node(net.testnet, 1)
+    wait_for_rpc(net.testnet, [1])
+    with (node.log_dir / "supervisor.log").open() as log:
+        log.seek(log_start)
+        said = re.search(r"re-indexed the txs of heights (\d+)\.\.(\d+)", log.read())
+    assert said, "the supervisor did not re-index"
+    first, last = int(said.group(1)), int(said.group(2))
+    assert last - first == 2 and first > 1
+    net.wait_height(1, net.height(0))
+    expected = [net.block_txs(0, height) for height in range(first, last + 1)]
+    assert sum(expected) > 0, "the load did not reach the re-indexed blocks"
+    deadline = time.monotonic() + 15
+    while [net.indexed_txs(1, h) for h in range(first, last + 1)] != expected:
+        assert time.monotonic() < deadline, "node1 did not re-index its last blocks' txs"
+        time.sleep(0.2)
+    older = max(h for h in range(2, first) if net.block_txs(0, h) > 0)
+    assert net.indexed_txs(1, older) == 0  # older blocks' entries stay lost: the limit
+    net.assert_same_app_hash()
+
+
+@pytest.mark.timeout(150)
+def test_d_killing_only_the_application_stops_cometbft_and_a_restart_replays(net: Net) -> None:
     resync(net, 0)
     node = net.testnet.node_dir(2)
     app_pid, comet_pid = node.read_pid("app"), node.read_pid("cometbft")
@@ -309,12 +362,12 @@ def test_c_killing_only_the_application_stops_cometbft_and_a_restart_replays(net
     wait_for_rpc(net.testnet, [2])
     net.wait_height(2, net.height(0))
     for hash_hex in committed:
-        assert net.find_tx(2, hash_hex) is not None
+        assert net.wait_tx(2, hash_hex) is not None
     net.assert_same_app_hash()
 
 
 @pytest.mark.timeout(150)
-def test_d_two_of_four_down_halts_the_chain_and_one_back_resumes_it(net: Net) -> None:
+def test_e_two_of_four_down_halts_the_chain_and_one_back_resumes_it(net: Net) -> None:
     stop_node(net.testnet, 2)
     stop_node(net.testnet, 3)
     time.sleep(2)  # a block in flight may still commit
@@ -336,7 +389,7 @@ def test_d_two_of_four_down_halts_the_chain_and_one_back_resumes_it(net: Net) ->
 
 
 @pytest.mark.timeout(150)
-def test_e_a_tampered_state_database_stops_that_node_with_an_app_hash_error(net: Net) -> None:
+def test_f_a_tampered_state_database_stops_that_node_with_an_app_hash_error(net: Net) -> None:
     resync(net, 0)
     victim = net.senders[0]
     node = net.testnet.node_dir(3)

@@ -121,6 +121,47 @@ def node_id(home: Path, binary: Path | None = None) -> str:
     return run_cometbft("show-node-id", "--home", str(home), binary=binary).strip()
 
 
+REINDEX_RECENT_BLOCKS = 3
+
+
+def reindex_recent_events(home: Path, last_height: int, blocks: int = REINDEX_RECENT_BLOCKS,
+                          binary: Path | None = None) -> tuple[int, int] | None:
+    """Re-index the tx and block events of the last ``blocks`` heights up to ``last_height``.
+
+    CometBFT indexes a block's txs asynchronously, after it has saved the block's state, and does
+    not replay an already-applied block on restart: if the process dies between the two (a
+    kill -9, a power cut, a panic), ``/tx`` on that node never finds the txs of its last block or
+    two (tendermint/tendermint#3211). The indexer takes each block's events unbuffered, so at most
+    the last two applied blocks can be missing; re-writing the same entries is harmless. Call this
+    with CometBFT stopped (its databases are locked while it runs) and ``last_height`` the
+    application's last committed height, whose FinalizeBlock responses CometBFT has saved.
+
+    Returns the heights re-indexed, or None when there was nothing to do (no block yet).
+
+    Raises:
+        CometBftError: ``cometbft reindex-event`` failed (it exits 0 after some failures, so its
+            output is what is checked).
+    """
+    initial = _genesis_initial_height(home)
+    if last_height < initial:
+        return None
+    first = max(initial, last_height - blocks + 1)
+    output = run_cometbft("reindex-event", "--home", str(home), "--start-height", str(first),
+                          "--end-height", str(last_height), binary=binary)
+    if "event re-index finished" not in output:
+        raise CometBftError(f"cometbft reindex-event of heights {first}..{last_height} failed: "
+                            f"{output.strip()[-400:]}")
+    return first, last_height
+
+
+def _genesis_initial_height(home: Path) -> int:
+    path = home / "config" / "genesis.json"
+    try:
+        return int(json.loads(path.read_text()).get("initial_height") or 1)
+    except (OSError, ValueError, TypeError) as exc:
+        raise CometBftError(f"cannot read the initial height from {path}: {exc}") from None
+
+
 def start_cometbft(home: Path, log_path: Path, args: Sequence[str] = (),
                    binary: Path | None = None) -> subprocess.Popen[bytes]:
     """Start ``cometbft start --home home`` with stdout and stderr appended to ``log_path``.

@@ -2,14 +2,15 @@
 
     python -m citychain.node.supervisor --node <testnet>/node2
 
-The application runs as ``python -m citychain.consensus.abci`` on the node's SQLite state, on
-the proxy-app address of the node's ``validator.json``; CometBFT starts once the application
-prints ``READY``. The two live and die together: if either exits, the supervisor stops the other
-and exits 1 with one line naming which one stopped, its exit code and, for CometBFT, the reason
-found in its log (a wrong app hash at height H, for instance). Nothing is restarted
-automatically: a restart is a new supervisor, and CometBFT's handshake then replays into the
-application whatever blocks it misses. SIGTERM or SIGINT stop CometBFT first, then the
-application, and exit 0. CometBFT v0.38 does not exit after a consensus failure (a wrong app
+The application runs as ``python -m citychain.consensus.abci`` on the node's SQLite state, on the
+proxy-app address of the node's ``validator.json``; once it prints ``READY <address> <height>``,
+the supervisor re-indexes the last blocks' txs up to that height (a kill can leave them out of
+CometBFT's tx index for good) and starts CometBFT. The two live and die together: if either exits,
+the supervisor stops the other and exits 1 with one line naming which one stopped, its exit code
+and, for CometBFT, the reason found in its log (a wrong app hash at height H, for instance).
+Nothing is restarted automatically: a restart is a new supervisor, and CometBFT's handshake then
+replays into the application whatever blocks it misses. SIGTERM or SIGINT stop CometBFT first, then
+the application, and exit 0. CometBFT v0.38 does not exit after a consensus failure (a wrong app
 hash, say): it stops consensus and keeps serving RPC, so the supervisor watches its log for
 ``CONSENSUS FAILURE`` and stops both processes then too.
 
@@ -38,7 +39,12 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from citychain.node.cometbft import start_cometbft, stop_process
+from citychain.node.cometbft import (
+    CometBftError,
+    reindex_recent_events,
+    start_cometbft,
+    stop_process,
+)
 
 READY_TIMEOUT = 120.0
 POLL_INTERVAL = 0.1
@@ -143,6 +149,7 @@ class Supervisor:
         self.settings = node.settings()
         self.app: subprocess.Popen[bytes] | None = None
         self.cometbft: subprocess.Popen[bytes] | None = None
+        self.app_height = 0
         self._stop_requested = False
 
     def say(self, message: str) -> None:
@@ -152,6 +159,8 @@ class Supervisor:
         self._stop_requested = True
 
     def start_app(self) -> subprocess.Popen[bytes]:
+        """Start the application and wait for its ``READY <address> <height>`` line (or its exit);
+        the height it reports is kept in ``app_height``."""
         log_path = self.node.log_dir / "app.log"
         self.node.state_db.parent.mkdir(parents=True, exist_ok=True)
         start = log_path.stat().st_size if log_path.exists() else 0
@@ -167,10 +176,26 @@ class Supervisor:
                 return process
             with log_path.open("rb") as handle:
                 handle.seek(start)
-                if b"READY " in handle.read():
-                    return process
+                ready = re.search(rb"^READY \S+ (\d+)\r?\n", handle.read(), re.MULTILINE)
+            if ready:
+                self.app_height = int(ready.group(1))
+                return process
             time.sleep(POLL_INTERVAL)
         return process
+
+    def repair_tx_index(self) -> None:
+        """Re-index the last blocks' events before CometBFT starts, in case the last run died
+        between applying a block and indexing its txs (see ``reindex_recent_events``). A failure
+        is reported and the node starts anyway: only ``/tx`` lookups of those blocks suffer."""
+        started = time.monotonic()
+        try:
+            done = reindex_recent_events(self.node.cometbft_home, self.app_height)
+        except CometBftError as exc:
+            self.say(f"warning: could not re-index the last blocks' txs: {exc}")
+            return
+        if done is not None:
+            self.say(f"re-indexed the txs of heights {done[0]}..{done[1]} in "
+                     f"{time.monotonic() - started:.2f} s")
 
     def run(self) -> int:
         """Run until a signal (exit 0) or until either child exits (exit 1)."""
@@ -185,6 +210,7 @@ class Supervisor:
                          f"was ready; see {self.node.log_dir / 'app.log'}")
                 return 1
             self.say(f"application ready on {self.settings['proxy_app']} (pid {self.app.pid})")
+            self.repair_tx_index()
             watcher = LogWatcher(self.node.log_dir / "cometbft.log")
             self.cometbft = start_cometbft(self.node.cometbft_home,
                                            self.node.log_dir / "cometbft.log")

@@ -7,9 +7,10 @@ Usage::
 Opens the state database (SQLite; in memory without ``--db``, in which case CometBFT replays the
 whole chain into it on every start), builds the application with ``--app`` (a ``module:function``
 taking the store, by default the node's composition root) and serves until SIGINT/SIGTERM. Prints
-``READY <address>`` on stdout once listening. Exits 1 after a fatal application error, so that a
-supervisor restarts it and the handshake replays what is missing. The node command (``citychain
-node``) is the usual way to start this; the module form exists for tests and operators.
+``READY <address> <height>`` on stdout once listening (the height is the last one committed). Exits
+1 after a fatal application error, so that a supervisor restarts it and the handshake replays what
+is missing. The node command (``citychain node``) is the usual way to start this; the module form
+exists for tests and operators.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         app = factory(store)
 
         def ready(address: str) -> None:
-            print(f"READY {address}", flush=True)
+            print(f"READY {address} {store.latest_height}", flush=True)
 
         serve(app, args.address, on_ready=ready)
     except FatalAbciError as exc:
