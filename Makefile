@@ -1,6 +1,7 @@
 # citychain: `make demo` runs a live city on a local chain, `make test` runs every gate.
 # Needs python3 (>= 3.11) and network access to PyPI; the venv is created on first use.
-# `make test` also needs Go (>= 1.22.11) for the CometBFT tests, which build it on first use,
+# `make test` also needs Go (>= 1.22.11) for the CometBFT tests and the IoT gateway's Go signature
+# verifier (tools/sigverify; `make demo` builds it too when Go is there), built on first use,
 # and installs the Mosquitto broker and PostgreSQL (Debian packages, via apt-get; sudo when not
 # root): the IoT tests start their own broker and their own PostgreSQL on loopback ports.
 
@@ -15,6 +16,7 @@ ARGS ?=
 .PHONY: demo test clean distclean venv
 
 demo: $(STAMP)
+	@bash scripts/install_sigverify.sh || echo "make demo: citychain-sigverify not built (no Go?): the IoT gateway checks signatures with PyNaCl"
 	$(BIN)/citychain demo --duration $(DURATION) $(ARGS)
 
 # Every gate runs even when an earlier one fails, so one run reports everything; the target
@@ -22,6 +24,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	@failed=""; \
 	echo "== cometbft + protos"; { bash scripts/install_cometbft.sh && $(BIN)/python scripts/gen_abci_protos.py; } || failed="$$failed cometbft"; \
+	echo "== sigverify"; bash scripts/install_sigverify.sh || failed="$$failed sigverify"; \
 	echo "== mosquitto"; sh scripts/install_mosquitto.sh || failed="$$failed mosquitto"; \
 	echo "== postgresql"; sh scripts/install_postgresql.sh || failed="$$failed postgresql"; \
 	echo "== ruff"; $(BIN)/ruff check src tests bench || failed="$$failed ruff"; \

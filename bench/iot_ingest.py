@@ -234,7 +234,7 @@ def serve_node(devices: int, directory: str, conn: multiprocessing.connection.Co
 
 # ------------------------------------------------------------------------------ processes
 def run_gateway(node_url: str, port: int, store_path: str, batch_seconds: float,
-                device_ttl: float, verify_processes: int, profile: bool,
+                device_ttl: float, verifier: str, verify_processes: int, profile: bool,
                 conn: multiprocessing.connection.Connection) -> None:
     """Child process: one Gateway (the Gateway device's key) until told to stop."""
     import threading
@@ -258,7 +258,8 @@ def run_gateway(node_url: str, port: int, store_path: str, batch_seconds: float,
     store = ReadingStore(store_path if store_path.startswith("postgresql://")
                          else Path(store_path))
     config = GatewayConfig(broker_port=port, batch_seconds=batch_seconds,
-                           device_ttl=device_ttl, verify_processes=verify_processes)
+                           device_ttl=device_ttl, verifier=verifier,
+                           verify_processes=verify_processes)
     gateway = (ProfiledGateway if profile else Gateway)(config, store, chain)
     gateway.start()
     try:
@@ -600,7 +601,8 @@ def run_size(devices: int, args: argparse.Namespace,
                 location = postgres.create_database(f"readings_{devices}")
             gateway = context.Process(target=run_gateway, args=(
                 node_url, port, location, args.batch_seconds,
-                args.device_ttl, args.verify_processes, args.profile_gateway, gw_child))
+                args.device_ttl, args.verifier, args.verify_processes, args.profile_gateway,
+                gw_child))
             # not daemonic: the gateway starts its signature verifier process
             gateway.start()
             started.append((gateway, gw_parent))
@@ -713,8 +715,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device-ttl", type=float, default=300.0,
                         help="the gateway's device_ttl (documented default 300 s; chain "
                              "events invalidate records sooner)")
+    parser.add_argument("--verifier", choices=("auto", "go", "python"), default="go",
+                        help="the gateway's signature verifier: citychain-sigverify (Go, built "
+                             "by scripts/install_sigverify.sh on first use) or PyNaCl "
+                             "processes")
     parser.add_argument("--verify-processes", type=int, default=1,
-                        help="the gateway's verify_processes (0: verify in its ingest thread)")
+                        help="the gateway's verify_processes (Go: goroutines; 0: verify in its "
+                             "ingest thread)")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per phase at most")
     parser.add_argument("--profile-gateway", action="store_true",
                         help="run the gateway's ingest thread under cProfile")
@@ -728,9 +735,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.publisher == "go":
         build_go_publisher()
+    if args.verifier != "python":
+        subprocess.run(["bash", str(Path(__file__).resolve().parent.parent / "scripts"
+                                    / "install_sigverify.sh")], check=True)
     print(f"iot ingest: {args.readings:,} signed readings per phase "
           f"(python {sys.version.split()[0]}, {os.cpu_count()} cores), publisher: "
-          f"{PUBLISHERS[args.publisher].name}, store: {args.store}", flush=True)
+          f"{PUBLISHERS[args.publisher].name}, store: {args.store}, verifier: {args.verifier}",
+          flush=True)
     with contextlib.ExitStack() as stack:
         postgres = (stack.enter_context(PostgresServer())
                     if args.store == "postgresql" else None)

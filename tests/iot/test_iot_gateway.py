@@ -27,6 +27,7 @@ from citychain.core.crypto import PrivateKey
 from citychain.iot.chain import ChainLink
 from citychain.iot.gateway import Gateway, GatewayConfig, build_batch
 from citychain.iot.reading import REASONS, Reading, ReadingRejectedError, sign_reading
+from citychain.iot.sigverify import GoVerifier, PoolVerifier
 from citychain.iot.store import ANCHORED, ReadingStore
 from citychain.iot.verify import (
     ReadingVerificationError,
@@ -248,7 +249,7 @@ def test_a_batch_refused_for_a_device_is_resealed_without_it(
 
 
 def test_signatures_verified_in_the_verifier_process_give_the_same_verdicts(
-        broker: Broker, chain: IotChain, store_path: Path) -> None:
+        broker: Broker, chain: IotChain, store_path: Path, verifier: str) -> None:
     # The ingest thread hands part of each chunk's signatures to a process (PyNaCl holds the
     # GIL); a forged signature is still bad_signature, and a device refused earlier (another
     # operator's) gets no verdict, so its earlier reason stands.
@@ -256,7 +257,9 @@ def test_signatures_verified_in_the_verifier_process_give_the_same_verdicts(
     good = [s2.next(v) for v in range(9)]
     forged = Reading(good[0].device, "pm25", 9999, now_ms(), 5, bytes(64))
     other = x1.next()
-    with running_gateway(broker, chain, store_path, verify_processes=1) as gateway:
+    with running_gateway(broker, chain, store_path, verifier=verifier,
+                         verify_processes=1) as gateway:
+        assert isinstance(gateway._verifier, GoVerifier if verifier == "go" else PoolVerifier)
         verdicts = gateway._verify([*good, forged, other])
         assert [v if v is None else v[1] for v in verdicts] == [True] * 9 + [False, None]
         with pytest.raises(ReadingRejectedError) as refused:

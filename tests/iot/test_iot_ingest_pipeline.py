@@ -156,11 +156,12 @@ def test_a_broker_restart_is_followed_by_a_reconnect_and_a_new_subscription(
 
 
 def test_every_chunk_size_gets_one_verdict_per_reading_in_order(
-        broker: Broker, chain: IotChain, store_path: Path) -> None:
+        broker: Broker, chain: IotChain, store_path: Path, verifier: str) -> None:
     # Small chunks are verified in the checks, larger ones split among the processes (and,
     # when not pipelined, the ingest thread); a forged signature keeps its place.
     clock = DeviceClock(chain.key("s5"), start_seq=5000)
-    with running_gateway(broker, chain, store_path, verify_processes=2) as gateway:
+    with running_gateway(broker, chain, store_path, verifier=verifier,
+                         verify_processes=2) as gateway:
         for size in (1, 7, 8, 9, 31, 64):
             readings = [clock.next(v) for v in range(size)]
             forged = Reading(readings[-1].device, "pm25", readings[-1].seq, readings[-1].ts_ms,

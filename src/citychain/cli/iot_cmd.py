@@ -52,6 +52,7 @@ from citychain.iot.ngsi_subscriptions import (
     SubscriptionStore,
     mount_subscriptions,
 )
+from citychain.iot.sigverify import VERIFIERS, VerifierError
 from citychain.iot.store import (
     ReadingStore,
     ReadingStoreError,
@@ -150,6 +151,15 @@ def gateway(
         help="At start, read every device of the operator in pages (/oracle/device_records) "
              "instead of one query per device on its first reading.")
     ] = DEFAULTS.preload_devices,
+    verifier: Annotated[str, typer.Option(
+        "--verifier", metavar="auto|go|python",
+        help="Who checks the readings' signatures beside the ingest thread: go "
+             "(citychain-sigverify, built by scripts/install_sigverify.sh), python (PyNaCl "
+             "processes), or auto (go when it is built).")] = DEFAULTS.verifier,
+    verify_processes: Annotated[int, typer.Option(
+        "--verify-processes", min=0, help="Verifier processes (Go: goroutines); 0 checks each "
+                                          "signature in the ingest thread.")
+    ] = DEFAULTS.verify_processes,
 ) -> None:
     """Subscribe to city/<device>/<stream> (QoS 1), check each signed reading, store accepted
     ones durably before acking them, seal batches and anchor their Merkle roots on chain.
@@ -157,6 +167,8 @@ def gateway(
     Prints "iot gateway ready" once subscribed; stops on SIGINT/SIGTERM.
     """
     host, port = parse_broker(broker)
+    if verifier not in VERIFIERS:
+        raise UsageFailure(f"--verifier must be one of {', '.join(VERIFIERS)}, got {verifier!r}")
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per node call otherwise
@@ -164,7 +176,8 @@ def gateway(
     config = GatewayConfig(broker_host=host, broker_port=port, batch_seconds=batch_seconds,
                            batch_readings=batch_readings, device_ttl=device_ttl,
                            window_past_ms=window_past_ms, window_future_ms=window_future_ms,
-                           stats_seconds=stats_seconds, preload_devices=preload_devices)
+                           stats_seconds=stats_seconds, preload_devices=preload_devices,
+                           verifier=verifier, verify_processes=verify_processes)
     reading_store = open_store(home, store, read_only=False)
     chain = ChainLink(resolve_node_url(node, home), device_key)
     stopping = threading.Event()
@@ -179,6 +192,8 @@ def gateway(
             service = Gateway(config, reading_store, chain).start()
         except (RpcError, OSError) as exc:
             raise NodeUnreachable(f"cannot start the gateway: {exc}") from None
+        except VerifierError as exc:
+            raise CliError(f"cannot start the gateway: {exc}") from None
         try:
             if not service.ready.wait(timeout=30):
                 raise CliError(f"no subscription acknowledged by the broker at {broker}")

@@ -17,16 +17,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import multiprocessing
-import os
 import select
 import socket
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import BrokenExecutor, Future, ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -59,6 +56,13 @@ from citychain.iot.reading import (
     ReadingRejectedError,
     parse_reading,
 )
+from citychain.iot.sigverify import (
+    Pending,
+    SignatureJob,
+    SignatureVerifier,
+    VerifierError,
+    open_verifier,
+)
 from citychain.iot.store import SEALED, Batch, ReadingStore
 from citychain.modules.oracle.api import compute_batch_id
 from citychain.modules.oracle.messages import MsgAnchorBatch
@@ -70,8 +74,6 @@ ROOT_ALREADY_ANCHORED = ("oracle", 12)
 # DeviceNotFound, DeviceNotActive, DeviceDecommissioned, NotDeviceOwner: fixed by re-sealing.
 DEVICE_REFUSALS = frozenset({1, 5, 6, 7})
 
-SignatureJob = tuple[bytes, bytes, bytes]
-"""The arguments of one signature check: device key, signed bytes, signature."""
 Verdict = tuple[bytes, bool]
 """A signature checked ahead: the device key it was checked with, and whether it is valid."""
 
@@ -100,8 +102,10 @@ class GatewayConfig:
     max_batch_devices: int = 1000    # capped by the chain's param
     stats_seconds: float = 10.0      # period of the stats log line
     anchor_retry_seconds: float = 1.0
-    verify_processes: int = 1        # processes verifying each chunk's signatures while the
-                                     # ingest thread finishes the previous chunk
+    verifier: str = "auto"           # who checks signatures: go (citychain-sigverify),
+                                     # python (PyNaCl processes), auto (go when built)
+    verify_processes: int = 1        # its processes (Go: goroutines) checking each chunk while
+                                     # the ingest thread finishes the previous one; 0: none
 
 
 class ReadingChecker:
@@ -166,21 +170,6 @@ class ReadingChecker:
         return info.pubkey, reading.sign_bytes(self.chain_id), reading.sig
 
 
-def exit_with_parent(parent: int) -> None:
-    """In a verifier process: exit once the gateway process is gone (killed, say), which the
-    pool cannot tell it."""
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(1.0)
-        os._exit(0)
-    threading.Thread(target=watch, name="iot-verifier-watch", daemon=True).start()
-
-
-def verify_signatures(jobs: list[SignatureJob | None]) -> list[bool | None]:
-    """:func:`verify_signature` of each job (None stays None); run in the verifier process."""
-    return [None if job is None else verify_signature(*job) for job in jobs]
-
-
 def split_batches(readings: list[tuple[int, Reading]], *, max_devices: int, max_span_ms: int,
                   max_readings: int) -> list[list[tuple[int, Reading]]]:
     """Cut readings (in arrival order) into parts of at most ``max_devices`` devices,
@@ -222,13 +211,11 @@ def build_batch(part: list[tuple[int, Reading]], previous_batch_id: bytes) -> Ba
 
 @dataclass
 class Verifying:
-    """Signature checks under way for a list of readings: ``jobs`` (one per reading, None when
-    the verifier processes are not used), the first ``own`` of them left to the thread that
-    collects the verdicts, the rest split among ``futures`` in order."""
+    """Signature checks under way for a list of readings: ``jobs`` (one per reading; None when
+    no verifier is used) and the verifier's ``pending`` verdicts of them."""
 
     jobs: list[SignatureJob | None] | None
-    own: list[SignatureJob | None] = field(default_factory=list)
-    futures: list[Future[list[bool | None]]] = field(default_factory=list)
+    pending: Pending | None = None
 
 
 @dataclass
@@ -272,7 +259,7 @@ class Gateway:
         self._seal_signal = threading.Event()
         self._inbox: list[mqtt.MQTTMessage] = []
         self._threads: list[threading.Thread] = []
-        self._verifier: ProcessPoolExecutor | None = None
+        self._verifier: SignatureVerifier | None = None
         self._lock = threading.Lock()
         self.received = 0
         self.accepted = 0
@@ -291,19 +278,29 @@ class Gateway:
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> Gateway:
-        self.follower.start_at()  # before any record is cached: no change can be missed
-        if self.config.preload_devices:
-            started = time.monotonic()
-            kept = preload_devices(self.chain, self.devices, self.operator)
-            log.info("preloaded %d device records of %s in %.3f s", kept, self.operator,
-                     time.monotonic() - started)
-        if self.config.verify_processes > 0:
-            # PyNaCl holds the GIL while it verifies: only another process adds a core.
-            self._verifier = ProcessPoolExecutor(
-                self.config.verify_processes, mp_context=multiprocessing.get_context("spawn"),
-                initializer=exit_with_parent, initargs=(os.getpid(),))
-            self._verifier.submit(verify_signatures, [])  # start it now, not on the first chunk
-        self.mqtt.connect(self.config.broker_host, self.config.broker_port, keepalive=30)
+        """Open the signature verifier, fix the block follower's height, preload the device
+        records, connect to the broker and start the threads.
+
+        Raises:
+            VerifierError: the verifier asked for cannot be started.
+            RpcError, OSError: the node or the broker cannot be reached.
+        """
+        self._verifier = open_verifier(self.config.verifier, self.config.verify_processes)
+        log.info("signatures checked by %s", self._verifier.name if self._verifier
+                 else "the ingest thread")
+        try:
+            self.follower.start_at()  # before any record is cached: no change can be missed
+            if self.config.preload_devices:
+                started = time.monotonic()
+                kept = preload_devices(self.chain, self.devices, self.operator)
+                log.info("preloaded %d device records of %s in %.3f s", kept, self.operator,
+                         time.monotonic() - started)
+            self.mqtt.connect(self.config.broker_host, self.config.broker_port, keepalive=30)
+        except BaseException:
+            if self._verifier is not None:
+                self._verifier.close()
+                self._verifier = None
+            raise
         for target, name in ((self._ingest_loop, "iot-ingest"), (self._anchor_loop, "iot-anchor"),
                              (self._follow_loop, "iot-follow")):
             thread = threading.Thread(target=target, name=name, daemon=True)
@@ -318,7 +315,7 @@ class Gateway:
             thread.join(timeout=30)
         self._threads.clear()
         if self._verifier is not None:
-            self._verifier.shutdown()
+            self._verifier.close()
             self._verifier = None
         self.mqtt.disconnect()
         self.mqtt.loop_write()  # the DISCONNECT (the ingest thread, which wrote, has ended)
@@ -517,34 +514,24 @@ class Gateway:
         return self._verdicts(self._start_verifying(readings, share_here=True))
 
     def _start_verifying(self, readings: list[Reading], *, share_here: bool) -> Verifying:
-        """Start checking the signatures of ``readings`` in the verifier processes, split
-        evenly among them (and this thread when ``share_here``)."""
+        """Start checking the signatures of ``readings`` in the verifier (PyNaCl processes may
+        leave this thread a share when ``share_here``)."""
         if self._verifier is None or len(readings) < 8:
             return Verifying(None)
-        verifying = Verifying([self.checker.signature_job(reading) for reading in readings])
-        jobs = verifying.jobs or []
-        size = -(-len(jobs) // (self.config.verify_processes + share_here))
-        slices = [jobs[i:i + size] for i in range(0, len(jobs), size)]
-        if share_here:
-            verifying.own = slices.pop(0)
+        jobs = [self.checker.signature_job(reading) for reading in readings]
         try:
-            verifying.futures = [self._verifier.submit(verify_signatures, part)
-                                 for part in slices]
-        except BrokenExecutor as exc:
+            return Verifying(jobs, self._verifier.submit(jobs, share_here=share_here))
+        except VerifierError as exc:
             self._verifier_stopped(exc)
             return Verifying(None)
-        return verifying
 
     def _verdicts(self, verifying: Verifying) -> list[Verdict | None]:
-        """The verdicts of :meth:`_start_verifying`, in order; the thread's own share is
-        verified now."""
-        if verifying.jobs is None:
+        """The verdicts of :meth:`_start_verifying`, in order."""
+        if verifying.jobs is None or verifying.pending is None or self._verifier is None:
             return []  # none: every reading is checked in ReadingChecker.check
         try:
-            valid = verify_signatures(verifying.own)
-            for future in verifying.futures:
-                valid.extend(future.result())
-        except BrokenExecutor as exc:
+            valid = self._verifier.collect(verifying.pending)
+        except VerifierError as exc:
             self._verifier_stopped(exc)
             return []
         return [None if job is None or ok is None else (job[0], ok)
@@ -553,6 +540,8 @@ class Gateway:
     def _verifier_stopped(self, exc: BaseException) -> None:
         if self._verifier is not None:
             log.error("signature verifier stopped (%s): verifying in the ingest thread", exc)
+            with contextlib.suppress(Exception):
+                self._verifier.close()
         self._verifier = None
 
     # ------------------------------------------------------------------ batches

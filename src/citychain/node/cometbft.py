@@ -14,15 +14,15 @@ import contextlib
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from citychain.node.tools import find_tool, tool_candidates
+
 COMETBFT_VERSION = "v0.38.25"
-_REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
 class CometBftError(Exception):
@@ -35,18 +35,12 @@ def find_cometbft() -> Path:
     Raises:
         CometBftError: it is in none of the places looked at (says how to build it).
     """
-    explicit = os.environ.get("CITYCHAIN_COMETBFT")
-    candidates = [Path(explicit)] if explicit else []
-    candidates.append(Path(os.environ.get("CITYCHAIN_BIN", _REPO_ROOT / ".bin")) / "cometbft")
-    on_path = shutil.which("cometbft")
-    if on_path:
-        candidates.append(Path(on_path))
-    for candidate in candidates:
-        if candidate.is_file() and os.access(candidate, os.X_OK):
-            return candidate
-    raise CometBftError(f"cometbft {COMETBFT_VERSION} not found (looked in "
-                        f"{', '.join(str(c) for c in candidates)}); build it with "
-                        "scripts/install_cometbft.sh or set CITYCHAIN_COMETBFT")
+    found = find_tool("cometbft", "CITYCHAIN_COMETBFT")
+    if found is None:
+        looked = ", ".join(str(c) for c in tool_candidates("cometbft", "CITYCHAIN_COMETBFT"))
+        raise CometBftError(f"cometbft {COMETBFT_VERSION} not found (looked in {looked}); "
+                            "build it with scripts/install_cometbft.sh or set CITYCHAIN_COMETBFT")
+    return found
 
 
 def run_cometbft(*args: str, binary: Path | None = None) -> str:
