@@ -26,6 +26,7 @@ from citychain.iot.store import (
     SEALED,
     UNANCHORABLE,
     Batch,
+    PendingLeaf,
     ReadingStore,
     ReadingStoreError,
     ReadOnlyReadingStore,
@@ -151,6 +152,22 @@ def test_seal_anchor_and_unseal_from(store: ReadingStore) -> None:
             ] == [UNANCHORABLE, UNANCHORABLE]
     assert [reading for _, reading, _ in store.pending(10)] == [chunk[5], chunk[7]]
     assert store.last_batch_id() == first[0].batch_id
+
+
+def test_pending_leaves_and_a_seal_must_take_every_unbatched_reading_of_its_range(
+        store: ReadingStore) -> None:
+    chunk = readings(KEY_A, 5)
+    store.commit_readings([(r, T0) for r in chunk], {}, {})
+    pending = store.pending(10)
+    assert store.pending_leaves(3) == [
+        (n, PendingLeaf(r.device, r.ts_ms, r.reading_id)) for n, r, _ in pending[:3]]
+    skipping = batch_of(store, [pending[0], pending[1], pending[3]], b"\x01")
+    with pytest.raises(ValueError, match=r"4 unbatched readings in n \d+\.\.\d+, 3 expected"):
+        store.seal([skipping], dropped=[])
+    assert store.batches() == [] and store.pending_summary() == (5, T0)  # nothing written
+    store.seal([skipping], dropped=[pending[2][0]])  # the reading skipped is dropped: fine
+    assert [store.get_reading(r.reading_id).status for r in chunk  # type: ignore[union-attr]
+            ] == [BATCHED, BATCHED, DROPPED, BATCHED, ACCEPTED]
 
 
 def test_writes_from_many_threads_each_with_its_own_connection(store: ReadingStore) -> None:

@@ -22,9 +22,9 @@ import socket
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -170,41 +170,60 @@ class ReadingChecker:
         return info.pubkey, reading.sign_bytes(self.chain_id), reading.sig
 
 
-def split_batches(readings: list[tuple[int, Reading]], *, max_devices: int, max_span_ms: int,
-                  max_readings: int) -> list[list[tuple[int, Reading]]]:
-    """Cut readings (in arrival order) into parts of at most ``max_devices`` devices,
-    ``max_readings`` readings and a first-to-last timestamp span of ``max_span_ms``."""
-    parts: list[list[tuple[int, Reading]]] = []
-    current: list[tuple[int, Reading]] = []
+class Leaf(Protocol):
+    """What sealing reads of a reading (a Reading, or the store's PendingLeaf)."""
+
+    @property
+    def device(self) -> str: ...
+
+    @property
+    def ts_ms(self) -> int: ...
+
+    @property
+    def reading_id(self) -> bytes: ...
+
+
+LeafT = TypeVar("LeafT", bound=Leaf)
+
+
+def split_batches(readings: Sequence[tuple[int, LeafT]], *, max_devices: int, max_span_ms: int,
+                  max_readings: int) -> list[list[tuple[int, LeafT]]]:
+    """Cut readings (``(n, leaf)`` in arrival order) into parts of at most ``max_devices``
+    devices, ``max_readings`` readings and a first-to-last timestamp span of ``max_span_ms``."""
+    parts: list[list[tuple[int, LeafT]]] = []
+    current: list[tuple[int, LeafT]] = []
     devices: set[str] = set()
     low = high = 0
     for item in readings:
-        reading = item[1]
-        new_device = reading.device not in devices
+        leaf = item[1]
+        device, ts_ms = leaf.device, leaf.ts_ms
         if current and (
                 len(current) >= max_readings
-                or (new_device and len(devices) >= max_devices)
-                or max(high, reading.ts_ms) - min(low, reading.ts_ms) > max_span_ms):
+                or (device not in devices and len(devices) >= max_devices)
+                or max(high, ts_ms) - min(low, ts_ms) > max_span_ms):
             parts.append(current)
             current, devices = [], set()
         if not current:
-            low = high = reading.ts_ms
+            low = high = ts_ms
         current.append(item)
-        devices.add(reading.device)
-        low, high = min(low, reading.ts_ms), max(high, reading.ts_ms)
+        devices.add(device)
+        if ts_ms < low:
+            low = ts_ms
+        elif ts_ms > high:
+            high = ts_ms
     if current:
         parts.append(current)
     return parts
 
 
-def build_batch(part: list[tuple[int, Reading]], previous_batch_id: bytes) -> Batch:
+def build_batch(part: Sequence[tuple[int, Leaf]], previous_batch_id: bytes) -> Batch:
     """The sealed batch of ``part``: leaves = reading ids in order, the RFC 6962 root over them,
     devices sorted, time range, count, previous id, and the oracle's batch id of these."""
-    leaves = tuple(reading.reading_id for _, reading in part)
+    leaves = tuple(leaf.reading_id for _, leaf in part)
     root = merkle_root(list(leaves))
-    devices = tuple(sorted({reading.device for _, reading in part}))
-    first = min(reading.ts_ms for _, reading in part)
-    last = max(reading.ts_ms for _, reading in part)
+    devices = tuple(sorted({leaf.device for _, leaf in part}))
+    times = [leaf.ts_ms for _, leaf in part]
+    first, last = min(times), max(times)
     batch_id = compute_batch_id(root, devices, first, last, len(leaves), previous_batch_id)
     return Batch(batch_id, root, leaves, devices, first, last, len(leaves), previous_batch_id)
 
@@ -558,11 +577,11 @@ class Gateway:
         if not force and count < self.config.batch_readings and \
                 self.clock_ms() - oldest < self.config.batch_seconds * 1000:
             return 0
-        pending = self.store.pending(10 * self.config.batch_readings)
+        pending = self.store.pending_leaves(10 * self.config.batch_readings)
         active = {did: self._active_now(did)
-                  for did in sorted({reading.device for _, reading, _ in pending})}
-        kept = [(n, reading) for n, reading, _ in pending if active[reading.device]]
-        dropped = [n for n, reading, _ in pending if not active[reading.device]]
+                  for did in sorted({leaf.device for _, leaf in pending})}
+        kept = [(n, leaf) for n, leaf in pending if active[leaf.device]]
+        dropped = [n for n, leaf in pending if not active[leaf.device]]
         previous = self.store.last_batch_id()
         sealed: list[tuple[Batch, list[int]]] = []
         for part in split_batches(kept, max_devices=self.max_devices,
