@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import lru_cache
 
 from citychain.core import codec
 from citychain.core.state import ReadView, StateView, iterate_prefix, prefix_end
@@ -33,7 +34,15 @@ def set_params(view: StateView, params: Params) -> None:
 def get_device(view: ReadView, address: str) -> Device | None:
     """Return the device registered at ``address``, or None."""
     data = view.get(keys.device_key(address))
-    return None if data is None else Device.from_bytes(address, data)
+    return None if data is None else _decode_device(address, data)
+
+
+@lru_cache(maxsize=65_536)
+def _decode_device(address: str, data: bytes) -> Device:
+    # Each IoT anchor reads the record of every device it lists (up to 1,000); the record is
+    # immutable and equal bytes decode to an equal record, so reuse the decoding (sized, like
+    # identity's, for a city's working set of devices).
+    return Device.from_bytes(address, data)
 
 
 def set_device(view: StateView, device: Device) -> None:
