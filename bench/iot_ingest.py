@@ -157,6 +157,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import cProfile
+import gc
 import io
 import json
 import multiprocessing
@@ -262,6 +263,7 @@ def run_gateway(node_url: str, port: int, store_path: str, batch_seconds: float,
                            verify_processes=verify_processes)
     gateway = (ProfiledGateway if profile else Gateway)(config, store, chain)
     gateway.start()
+    gc.freeze()  # as `citychain iot gateway` does after start
     try:
         if not gateway.ready.wait(30):
             raise RuntimeError("the gateway did not subscribe")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 import sys
@@ -194,6 +195,10 @@ def gateway(
             raise NodeUnreachable(f"cannot start the gateway: {exc}") from None
         except VerifierError as exc:
             raise CliError(f"cannot start the gateway: {exc}") from None
+        # What start() built (imports, the preloaded device records) lives as long as the
+        # process: keep it out of the garbage collector's full passes, which the ingest
+        # thread's allocations trigger.
+        gc.freeze()
         try:
             if not service.ready.wait(timeout=30):
                 raise CliError(f"no subscription acknowledged by the broker at {broker}")
