@@ -268,3 +268,44 @@ def test_signatures_verified_in_the_verifier_process_give_the_same_verdicts(
         with pytest.raises(ReadingRejectedError) as refused:
             gateway.checker.check(other, verdicts[10])
         assert refused.value.reason == "unknown_device"
+
+
+def test_sealed_batches_are_anchored_several_per_block_and_a_refusal_reseals_from_it(
+        broker: Broker, chain: IotChain, store_path: Path) -> None:
+    # Eight batches of two readings; the seventh holds s1's reading, and s1 is suspended
+    # before anchoring. The window sends all eight at once: the first six are anchored
+    # (several in one block), the seventh fails, so does the eighth (its previous batch is
+    # missing); the seventh, sent alone, is refused for its device and both go back to
+    # sealing, which drops s1's reading. Nothing is anchored twice.
+    s5, s1 = DeviceClock(chain.key("s5"), start_seq=20_000), DeviceClock(chain.key("s1"),
+                                                                          start_seq=20_000)
+    readings = [s5.next(v) for v in range(12)] + [s1.next(1), s5.next(2), s5.next(3),
+                                                  s5.next(4)]
+    link = ChainLink(chain.rpc_url, chain.key("gw"))
+    store = ReadingStore(store_path)
+    before = chain.height()
+    try:
+        gateway = Gateway(GatewayConfig(broker_port=broker.port, batch_readings=2,
+                                        anchor_window=8), store, link)  # not started
+        store.commit_readings([(r, now_ms()) for r in readings], {}, {})
+        assert gateway.maybe_seal(force=True) == 8
+        chain.suspend("s1")
+        assert gateway.anchor_sealed() == 6
+        anchored = store.batches(ANCHORED)
+        assert len(anchored) == 6 and store.counts()["readings_accepted"] == 4
+        heights = [batch.height for batch in anchored]
+        assert len(set(heights)) < len(heights), heights  # several batches per block
+        assert all(batch.tx_hash for batch in anchored)
+        assert gateway.maybe_seal(force=True) == 2
+        assert gateway.anchor_sealed() == 2
+        batches = store.batches()
+        assert [b.status for b in batches] == [ANCHORED] * 8
+        assert [b.previous_batch_id for b in batches[1:]] == [b.batch_id for b in batches[:-1]]
+        assert s1.key.did not in {device for b in batches for device in b.devices}
+        assert store.counts() == {"readings_batched": 15, "readings_dropped": 1,
+                                  "batches_anchored": 8}
+    finally:
+        store.close()
+        link.close()
+    roots = chain.anchored_roots(before)
+    assert sorted(roots) == sorted(b.merkle_root.hex() for b in batches)  # each once

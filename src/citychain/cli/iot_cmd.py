@@ -152,6 +152,10 @@ def gateway(
         help="At start, read every device of the operator in pages (/oracle/device_records) "
              "instead of one query per device on its first reading.")
     ] = DEFAULTS.preload_devices,
+    anchor_window: Annotated[int, typer.Option(
+        "--anchor-window", min=1, help="Anchor txs sent at once, one batch each, so that "
+                                       "several batches share a block.")
+    ] = DEFAULTS.anchor_window,
     verifier: Annotated[str, typer.Option(
         "--verifier", metavar="auto|go|python",
         help="Who checks the readings' signatures beside the ingest thread: go "
@@ -178,7 +182,8 @@ def gateway(
                            batch_readings=batch_readings, device_ttl=device_ttl,
                            window_past_ms=window_past_ms, window_future_ms=window_future_ms,
                            stats_seconds=stats_seconds, preload_devices=preload_devices,
-                           verifier=verifier, verify_processes=verify_processes)
+                           anchor_window=anchor_window, verifier=verifier,
+                           verify_processes=verify_processes)
     reading_store = open_store(home, store, read_only=False)
     chain = ChainLink(resolve_node_url(node, home), device_key)
     stopping = threading.Event()

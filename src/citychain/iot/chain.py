@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import islice
 from typing import Any
 
-from citychain.client.rpc import NodeClient
+from citychain.client.rpc import NodeClient, RpcError
 from citychain.core import codec
 from citychain.core.crypto import PrivateKey, address_from_did, did_from_address, is_address
 from citychain.core.tx import TxBody, sign_tx
@@ -166,6 +166,45 @@ class ChainLink:
                                                   {"merkle_root": merkle_root.hex()})
         return value
 
+    def committed_sequence(self) -> int:
+        """The gateway key's next sequence number in the latest committed state."""
+        account = codec.decode(self.client.query(
+            "/identity/account", {"address": self.key.address}).value)
+        return 0 if account is None else int(account["sequence"])
+
+    def send_anchors(self, messages: Sequence[MsgAnchorBatch], *, timeout: float = 60.0,
+                     poll: float = 0.05) -> list[str]:
+        """Sign ``messages`` as one tx each, with consecutive sequence numbers, broadcast them
+        without waiting for blocks (several go into one block), then wait until every tx
+        accepted at check has been executed (the key's committed sequence has passed them).
+        Returns the hashes of the txs accepted at check: all of them, or those before the
+        first refused (a later one could only fail on its sequence). Whether each anchor
+        succeeded is for the caller to read from the chain (``anchor_by_root``).
+
+        Raises:
+            RpcError: the node is unreachable, or the txs were not executed within
+                ``timeout`` seconds (a tx dropped from the mempool, say).
+        """
+        for message in messages:
+            message.validate_basic()
+        with self._send_lock:
+            sequence = self.committed_sequence()
+            hashes: list[str] = []
+            for offset, message in enumerate(messages):
+                raw = sign_tx(self.key, TxBody(self.chain_id, self.key.address,
+                                               sequence + offset, (message,)))
+                result = self.client.broadcast(raw, commit=False)
+                if int(result["code"]) != 0:
+                    break
+                hashes.append(str(result["hash"]))
+            deadline = time.monotonic() + timeout
+            while hashes and self.committed_sequence() < sequence + len(hashes):
+                if time.monotonic() > deadline:
+                    raise RpcError(f"{len(hashes)} anchor txs from sequence {sequence} not "
+                                   f"executed within {timeout:.0f} s")
+                time.sleep(poll)
+        return hashes
+
     def send_anchor(self, message: MsgAnchorBatch) -> tuple[int, str]:
         """Sign and broadcast ``message``; wait for its block; return (height, tx hash).
 
@@ -174,9 +213,7 @@ class ChainLink:
         """
         message.validate_basic()
         with self._send_lock:
-            account = codec.decode(self.client.query(
-                "/identity/account", {"address": self.key.address}).value)
-            sequence = 0 if account is None else int(account["sequence"])
+            sequence = self.committed_sequence()
             raw = sign_tx(self.key, TxBody(self.chain_id, self.key.address, sequence,
                                            (message,)))
             result = self.client.broadcast(raw, commit=True)

@@ -102,6 +102,7 @@ class GatewayConfig:
     max_batch_devices: int = 1000    # capped by the chain's param
     stats_seconds: float = 10.0      # period of the stats log line
     anchor_retry_seconds: float = 1.0
+    anchor_window: int = 16          # anchor txs sent at once (several batches per block)
     verifier: str = "auto"           # who checks signatures: go (citychain-sigverify),
                                      # python (PyNaCl processes), auto (go when built)
     verify_processes: int = 1        # its processes (Go: goroutines) checking each chunk while
@@ -214,6 +215,13 @@ def split_batches(readings: Sequence[tuple[int, LeafT]], *, max_devices: int, ma
     if current:
         parts.append(current)
     return parts
+
+
+def _anchor_message(batch: Batch) -> MsgAnchorBatch:
+    return MsgAnchorBatch(
+        merkle_root=batch.merkle_root, devices=batch.devices,
+        first_reading_ms=batch.first_reading_ms, last_reading_ms=batch.last_reading_ms,
+        reading_count=batch.reading_count, previous_batch_id=batch.previous_batch_id)
 
 
 def build_batch(part: Sequence[tuple[int, Leaf]], previous_batch_id: bytes) -> Batch:
@@ -622,45 +630,72 @@ class Gateway:
 
     def anchor_sealed(self) -> int:
         """Anchor every sealed batch in order; a root the chain already holds is recorded, not
-        sent again. Returns the number newly recorded as anchored."""
+        sent again. Up to ``anchor_window`` batches go at once, one tx each, so that several
+        share a block; the first batch a window did not anchor is then sent alone, to learn
+        why (a refusal re-seals from it). Returns the number newly recorded as anchored."""
         done = 0
+        queue: list[Batch] = []
         for batch in self.store.batches(SEALED):
-            existing = self.chain.anchor_by_root(batch.merkle_root)
+            existing = self.chain.anchor_by_root(batch.merkle_root)  # sent before a crash?
             if existing is not None:
                 self.store.mark_anchored(batch.batch_id, int(existing["height"]), "")
                 done += 1
                 continue
-            message = MsgAnchorBatch(
-                merkle_root=batch.merkle_root, devices=batch.devices,
-                first_reading_ms=batch.first_reading_ms, last_reading_ms=batch.last_reading_ms,
-                reading_count=batch.reading_count, previous_batch_id=batch.previous_batch_id)
-            self.store.record_send(batch.batch_id)
-            try:
-                height, tx_hash = self.chain.send_anchor(message)
-            except AnchorRefusedError as exc:
-                if (exc.codespace, exc.code) == ROOT_ALREADY_ANCHORED:
-                    existing = self.chain.anchor_by_root(batch.merkle_root)
-                    height = int(existing["height"]) if existing else 0
-                    self.store.mark_anchored(batch.batch_id, height, "")
-                    done += 1
-                    continue
-                # Refused: nothing of this batch is on chain. Device problems (suspended,
-                # decommissioned, unknown, another operator's) go away by re-sealing, which
-                # re-checks every device; anything else sets this batch's readings aside.
-                unanchorable = exc.codespace != "oracle" or exc.code not in DEVICE_REFUSALS
-                with self._seal_lock:
-                    self.devices.clear()  # the re-seal re-reads every device from the chain
-                    returned = self.store.unseal_from(batch.batch_id,
-                                                      unanchorable=unanchorable)
-                log.error("anchor of batch %s refused (%s); %d readings back to sealing%s",
-                          batch.batch_id.hex(), exc, returned,
-                          ", its own set aside" if unanchorable else "")
-                break
-            self.store.mark_anchored(batch.batch_id, height, tx_hash)
-            done += 1
+            queue.append(batch)
+        while queue:
+            window = queue[:self.config.anchor_window]
+            anchored = self._anchor_window(window) if len(window) > 1 else 0
+            done += anchored
+            queue = queue[anchored:]
+            if queue:
+                if not self._anchor_alone(queue[0]):
+                    break  # refused: its readings and the later batches' go back to sealing
+                done += 1
+                queue = queue[1:]
         with self._lock:
             self.anchored += done
         return done
+
+    def _anchor_window(self, window: list[Batch]) -> int:
+        """Send ``window``'s anchors at once and wait for them; return how many, from the
+        first, the chain now holds (each is marked anchored)."""
+        for batch in window:
+            self.store.record_send(batch.batch_id)
+        hashes = self.chain.send_anchors([_anchor_message(batch) for batch in window])
+        anchored = 0
+        for batch, tx_hash in zip(window, hashes, strict=False):
+            existing = self.chain.anchor_by_root(batch.merkle_root)
+            if existing is None:
+                break
+            self.store.mark_anchored(batch.batch_id, int(existing["height"]), tx_hash)
+            anchored += 1
+        return anchored
+
+    def _anchor_alone(self, batch: Batch) -> bool:
+        """Anchor ``batch`` in a tx of its own and wait for its block; on a refusal re-seal
+        from it and return False."""
+        self.store.record_send(batch.batch_id)
+        try:
+            height, tx_hash = self.chain.send_anchor(_anchor_message(batch))
+        except AnchorRefusedError as exc:
+            if (exc.codespace, exc.code) == ROOT_ALREADY_ANCHORED:
+                existing = self.chain.anchor_by_root(batch.merkle_root)
+                height = int(existing["height"]) if existing else 0
+                self.store.mark_anchored(batch.batch_id, height, "")
+                return True
+            # Refused: nothing of this batch is on chain. Device problems (suspended,
+            # decommissioned, unknown, another operator's) go away by re-sealing, which
+            # re-checks every device; anything else sets this batch's readings aside.
+            unanchorable = exc.codespace != "oracle" or exc.code not in DEVICE_REFUSALS
+            with self._seal_lock:
+                self.devices.clear()  # the re-seal re-reads every device from the chain
+                returned = self.store.unseal_from(batch.batch_id, unanchorable=unanchorable)
+            log.error("anchor of batch %s refused (%s); %d readings back to sealing%s",
+                      batch.batch_id.hex(), exc, returned,
+                      ", its own set aside" if unanchorable else "")
+            return False
+        self.store.mark_anchored(batch.batch_id, height, tx_hash)
+        return True
 
     # ------------------------------------------------------------------ device freshness
     def _follow_loop(self) -> None:
