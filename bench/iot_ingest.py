@@ -178,10 +178,11 @@ import psycopg
 from citychain.app.genesis import Genesis
 from citychain.core.crypto import PrivateKey
 from citychain.iot.reading import sign_reading
+from citychain.node.home import NodeConfig
 from citychain.testing.chain import CHAIN_ID, Cast, make_genesis
 from citychain.testing.postgres import PostgresServer
 
-BLOCK_INTERVAL = 0.05
+BLOCK_INTERVAL = NodeConfig().block_interval  # the solo node's default (0.2 s)
 IN_FLIGHT = 1000
 PREFIX = "bench-iot-"
 STREAM = "pm25:GQ:0:1000"
@@ -203,7 +204,8 @@ def iot_genesis(cast: Cast) -> Genesis:
     return Genesis.from_json_value(value)
 
 
-def serve_node(devices: int, directory: str, conn: multiprocessing.connection.Connection) -> None:
+def serve_node(devices: int, directory: str, block_interval: float,
+               conn: multiprocessing.connection.Connection) -> None:
     """Child process: build the state, start the solo node and its RPC, serve until told."""
     from citychain.consensus.solo.blockstore import BlockStore
     from citychain.consensus.solo.node import SoloNode
@@ -215,7 +217,7 @@ def serve_node(devices: int, directory: str, conn: multiprocessing.connection.Co
     store = SqliteStore(str(Path(directory) / "state.db"))
     blocks = BlockStore(Path(directory) / "blocks.db")
     node = SoloNode(build_app(store), blocks, cast.node, iot_genesis(cast),
-                    block_interval=BLOCK_INTERVAL)
+                    block_interval=block_interval)
     node.handshake()
     node.produce_block()
     node.start()
@@ -276,7 +278,7 @@ def run_gateway(node_url: str, port: int, store_path: str, batch_seconds: float,
         gateway.stop()
         out = io.StringIO()
         if profile:
-            pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(30)
+            pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(45)
         with contextlib.suppress(OSError):
             conn.send((gateway.stats(), out.getvalue()))
         store.close()
@@ -577,7 +579,8 @@ def run_size(devices: int, args: argparse.Namespace,
         write_messages(payloads_path, payloads)
         broker, port = start_broker(directory)
         node_parent, node_child = context.Pipe()
-        node = context.Process(target=serve_node, args=(devices, text, node_child), daemon=True)
+        node = context.Process(target=serve_node,
+                               args=(devices, text, args.block_interval, node_child), daemon=True)
         node.start()
         started: list[tuple[Any, Any]] = []
         try:
@@ -724,6 +727,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--verify-processes", type=int, default=1,
                         help="the gateway's verify_processes (Go: goroutines; 0: verify in its "
                              "ingest thread)")
+    parser.add_argument("--block-interval", type=float, default=BLOCK_INTERVAL,
+                        help="the solo node's seconds between blocks (default: its default)")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per phase at most")
     parser.add_argument("--profile-gateway", action="store_true",
                         help="run the gateway's ingest thread under cProfile")
@@ -742,7 +747,8 @@ def main(argv: list[str] | None = None) -> int:
                                     / "install_sigverify.sh")], check=True)
     print(f"iot ingest: {args.readings:,} signed readings per phase "
           f"(python {sys.version.split()[0]}, {os.cpu_count()} cores), publisher: "
-          f"{PUBLISHERS[args.publisher].name}, store: {args.store}, verifier: {args.verifier}",
+          f"{PUBLISHERS[args.publisher].name}, store: {args.store}, verifier: {args.verifier}, "
+          f"blocks every {args.block_interval} s",
           flush=True)
     with contextlib.ExitStack() as stack:
         postgres = (stack.enter_context(PostgresServer())
