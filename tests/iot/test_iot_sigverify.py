@@ -109,9 +109,9 @@ def mutations(job: SignatureJob, data: st.DataObject) -> list[SignatureJob]:
     ]
 
 
-@pytest.fixture(scope="module")
-def go_verifier(sigverify: Path) -> Iterator[GoVerifier]:
-    verifier = GoVerifier(sigverify)
+@pytest.fixture(scope="module", params=[None, 0], ids=["keys-expanded", "no-key-cache"])
+def go_verifier(sigverify: Path, request: pytest.FixtureRequest) -> Iterator[GoVerifier]:
+    verifier = GoVerifier(sigverify, key_cache=request.param)
     yield verifier
     verifier.close()
 

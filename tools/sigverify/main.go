@@ -14,7 +14,10 @@
 // arithmetic makes one check ~1.7x cheaper than libsodium's portable code on x86-64.
 //
 // Requests are read while earlier ones are being verified, so a writer never waits for the
-// verification of a previous request to finish. The process exits 0 at the end of its input
+// verification of a previous request to finish. Public keys are kept expanded (voi's
+// precomputed tables, ~1.5 KB each, ~10 us to build) for up to -key-cache keys, which saves
+// about a tenth of each check of a device seen before; when the cache is full a random entry
+// makes room. The process exits 0 at the end of its input
 // (the gateway closed the pipe, or died) and 2 on a malformed request.
 package main
 
@@ -82,8 +85,50 @@ func noEOF(err error) error {
 	return err
 }
 
+// keyCache holds expanded public keys (nil: the key does not decode, so never valid).
+type keyCache struct {
+	mu      sync.Mutex
+	keys    map[[32]byte]*ed25519.ExpandedPublicKey
+	maxKeys int
+}
+
+func (c *keyCache) get(pubkey []byte) (*ed25519.ExpandedPublicKey, bool) {
+	var id [32]byte
+	copy(id[:], pubkey)
+	c.mu.Lock()
+	expanded, found := c.keys[id]
+	c.mu.Unlock()
+	if found {
+		return expanded, expanded != nil
+	}
+	expanded, err := ed25519.NewExpandedPublicKey(pubkey)
+	if err != nil {
+		expanded = nil
+	}
+	c.mu.Lock()
+	if len(c.keys) >= c.maxKeys {
+		for evicted := range c.keys { // map order is random: a random entry goes
+			delete(c.keys, evicted)
+			break
+		}
+	}
+	if c.maxKeys > 0 {
+		c.keys[id] = expanded
+	}
+	c.mu.Unlock()
+	return expanded, expanded != nil
+}
+
+func (c *keyCache) valid(j job) bool {
+	if c.maxKeys == 0 {
+		return ed25519.VerifyWithOptions(j.pubkey, j.message, j.signature, strict)
+	}
+	expanded, ok := c.get(j.pubkey)
+	return ok && ed25519.VerifyExpandedWithOptions(expanded, j.message, j.signature, strict)
+}
+
 // verify checks jobs with up to workers goroutines; answer[i] is 1 when jobs[i] is valid.
-func verify(jobs []job, workers int) []byte {
+func verify(jobs []job, workers int, cache *keyCache) []byte {
 	answer := make([]byte, len(jobs))
 	if workers > len(jobs) {
 		workers = len(jobs)
@@ -94,7 +139,7 @@ func verify(jobs []job, workers int) []byte {
 		go func(first int) {
 			defer group.Done()
 			for i := first; i < len(jobs); i += workers {
-				if ed25519.VerifyWithOptions(jobs[i].pubkey, jobs[i].message, jobs[i].signature, strict) {
+				if cache.valid(jobs[i]) {
 					answer[i] = 1
 				}
 			}
@@ -106,16 +151,18 @@ func verify(jobs []job, workers int) []byte {
 
 func main() {
 	workers := flag.Int("workers", 1, "goroutines verifying each request")
+	maxKeys := flag.Int("key-cache", 16384, "public keys kept expanded (0: none)")
 	showVersion := flag.Bool("version", false, "print the version and exit")
 	flag.Parse()
 	if *showVersion {
 		fmt.Printf("citychain-sigverify %s (curve25519-voi, libsodium-compatible verification)\n", version)
 		return
 	}
-	if *workers < 1 {
-		fmt.Fprintln(os.Stderr, "citychain-sigverify: -workers must be at least 1")
+	if *workers < 1 || *maxKeys < 0 {
+		fmt.Fprintln(os.Stderr, "citychain-sigverify: -workers must be at least 1, -key-cache at least 0")
 		os.Exit(2)
 	}
+	cache := &keyCache{keys: make(map[[32]byte]*ed25519.ExpandedPublicKey), maxKeys: *maxKeys}
 	requests := make(chan []job, 4)
 	failure := make(chan error, 1)
 	go func() {
@@ -134,7 +181,7 @@ func main() {
 	}()
 	out := bufio.NewWriterSize(os.Stdout, 1<<16)
 	for jobs := range requests {
-		if _, err := out.Write(verify(jobs, *workers)); err != nil {
+		if _, err := out.Write(verify(jobs, *workers, cache)); err != nil {
 			os.Exit(0) // the reader is gone
 		}
 		if err := out.Flush(); err != nil {

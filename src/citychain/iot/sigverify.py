@@ -175,12 +175,14 @@ class GoVerifier(SignatureVerifier):
     signature) on its stdout, in order. It reads ahead, so a submit never waits for the checks
     of the chunk before."""
 
-    def __init__(self, binary: Path, workers: int = 1) -> None:
+    def __init__(self, binary: Path, workers: int = 1, key_cache: int | None = None) -> None:
+        """``key_cache``: public keys the binary keeps expanded (None: its default, 16,384)."""
         self.binary = binary
         self.name = f"{SIGVERIFY} ({binary})"
+        extra = [] if key_cache is None else ["-key-cache", str(key_cache)]
         try:
             self._process = subprocess.Popen(
-                [str(binary), "-workers", str(workers)], stdin=subprocess.PIPE,
+                [str(binary), "-workers", str(workers), *extra], stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0)
         except OSError as exc:
             raise VerifierError(f"cannot start {binary}: {exc}") from exc
