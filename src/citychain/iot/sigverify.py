@@ -70,6 +70,7 @@ class Pending:
     ticket: int = 0
     own: list[SignatureJob | None] = field(default_factory=list)
     futures: list[Future[list[bool | None]]] = field(default_factory=list)
+    sent: list[bool] = field(default_factory=list)  # GoVerifier: which jobs went to the binary
 
 
 class SignatureVerifier:
@@ -200,23 +201,25 @@ class GoVerifier(SignatureVerifier):
 
     def submit(self, jobs: list[SignatureJob | None], *,
                share_here: bool = False) -> Pending:
-        sent = [job for job in jobs if _well_formed(job)]
-        parts = [_HEADER.pack(len(sent))]
-        for pubkey, message, signature in sent:
-            parts += (pubkey, signature, _HEADER.pack(len(message)), message)
+        sent = [_well_formed(job) for job in jobs]
+        parts = [_HEADER.pack(sum(sent))]
+        for job, well_formed in zip(jobs, sent, strict=True):
+            if well_formed:
+                pubkey, message, signature = job  # type: ignore[misc]
+                parts += (pubkey, signature, _HEADER.pack(len(message)), message)
         assert self._process.stdin is not None
         try:
             self._process.stdin.write(b"".join(parts))
         except OSError as exc:
             raise self._stopped(exc) from exc
         self._submitted += 1
-        return Pending(len(jobs), ticket=self._submitted, own=list(jobs))
+        return Pending(len(jobs), ticket=self._submitted, own=jobs, sent=sent)
 
     def collect(self, pending: Pending) -> list[bool | None]:
         if pending.ticket != self._collected + 1:
             raise ValueError(f"collect out of order: request {pending.ticket}, "
                              f"expected {self._collected + 1}")
-        wanted = sum(_well_formed(job) for job in pending.own)
+        wanted = sum(pending.sent)
         assert self._process.stdout is not None
         answer = b""
         try:
@@ -229,8 +232,8 @@ class GoVerifier(SignatureVerifier):
             raise self._stopped(exc) from exc
         self._collected += 1
         verdicts = iter(answer)
-        return [None if job is None else _well_formed(job) and next(verdicts) == 1
-                for job in pending.own]
+        return [None if job is None else sent and next(verdicts) == 1
+                for job, sent in zip(pending.own, pending.sent, strict=True)]
 
     def close(self) -> None:
         for stream in (self._process.stdin, self._process.stdout, self._process.stderr):
