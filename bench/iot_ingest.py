@@ -3,6 +3,8 @@ Mosquitto throughput for the same payloads in the same run, at two device counts
 
     .venv/bin/python bench/iot_ingest.py [--sizes 100,10000] [--readings 50000]
                                          [--batch-seconds 0.5] [--publisher go|python]
+                                         [--verifier go|python|auto] [--verify-processes N]
+                                         [--block-interval S] [--store sqlite|postgresql]
                                          [--profile-gateway]
 
 For each size (sensor devices registered on chain, built into genesis with the oracle section,
@@ -10,7 +12,9 @@ plus an operator and its Gateway device) the script starts, on loopback:
 
 * Mosquitto on a free port (in memory, ``max_inflight_messages 1000``, no queue limit, as the
   IoT tests run it);
-* a solo node (SQLite state, 50 ms blocks) and its JSON-RPC, in a child process;
+* a solo node (SQLite state, a block every ``--block-interval``, by default the node's own
+  0.2 s; the figures before this file's "this session" section used 50 ms) and its JSON-RPC, in
+  a child process;
 
 pre-signs ``--readings`` readings in this process (round robin over the devices, each device's
 seq and ts_ms increasing; signing is not measured), writes them to a file (per message a
@@ -26,12 +30,13 @@ publisher, and the output names it:
 a. raw (the same-run reference): a plain paho subscriber process (QoS 1, automatic acks, does
    nothing with a message) receives them; rate = readings / (last received - first publish);
 b. gateway: ``citychain.iot.gateway.Gateway`` in a child process (the CLI's code path, config
-   as documented except ``batch_seconds``) checks, stores and acks them, seals batches of 1 000
-   and anchors them on the node. This process polls the gateway's SQLite file every 5 ms (read
-   only) for the readings stored (durable: committed with fsync) and the readings in anchored
-   batches. Rates: readings / (last stored - first publish) and readings / (last anchored -
-   first publish). Ingest latency: publish call of reading i to the poll that first sees it
-   stored (so +-5 ms).
+   as documented except ``batch_seconds``; signatures checked by ``--verifier``, by default
+   ``go``: citychain-sigverify, built by scripts/install_sigverify.sh on first use) checks,
+   stores and acks them, seals batches of 1 000 and anchors them on the node. This process
+   polls the gateway's SQLite file every 5 ms (read only) for the readings stored (durable:
+   committed with fsync) and the readings in anchored batches. Rates: readings / (last stored
+   - first publish) and readings / (last anchored - first publish). Ingest latency: publish
+   call of reading i to the poll that first sees it stored (so +-5 ms).
 
 Every phase prints the CPU per reading (from /proc) of the broker, the publisher, the subscriber
 or gateway, and the node. ``--profile-gateway`` runs the gateway's ingest thread under cProfile
@@ -98,21 +103,48 @@ stored / 4,198 anchored per s (gateway 132, PostgreSQL's processes 57 us per rea
 devices 3,460 / 3,231 (gateway 157, PostgreSQL 76): the psycopg round trips cost the ingest
 thread ~60 us more per reading than SQLite.
 
-**The bar (10,000 readings/s) is missed**: 6,300-9,200/s stored at 100 devices and
-5,900-7,700/s at 10,000 devices with SQLite, depending on the run. What bounds it:
+Where the previous session left it: the bar was missed with 6,300-9,200/s stored at 100
+devices and 5,900-7,700/s at 10,000 devices (what bounded it is in the history below).
 
-* 100 devices: the two cores. Ed25519 alone needs ~0.55-0.8 of a core at 10,000/s, the
-  gateway's Python around it (~65 us, of which paho's receive path ~22) another ~0.65, broker,
-  publisher and node ~0.3 together. The ingest thread now waits for the verifier process
-  (verifier ~80 us vs ingest ~65): the verifier is the longest stage, and both share the cores
-  with everything else. A third core (with verify_processes=2 where there are four) would most
-  likely pass the bar; ``gc.freeze()`` in the gateway's process after start saved ~3 us of the
-  ingest thread in an A/B (not done: it is process-wide, the CLI's call).
-* 10,000 devices: as at 100 devices, plus the node's anchor work (above). Before the preload
-  the first read of each device cost one ``/oracle/device`` query (~700 us of gateway CPU in
-  httpx and ~400 us on the node), a third of the readings here (3 per device): 1,600-1,950/s.
-  Four queries at once in threads had made it worse (GIL contention: 1,338/s); the preload
-  (~30 us of gateway and ~60 us of node CPU per device, once) removed it.
+The session that added citychain-sigverify (rows at the end of the history). The machine itself ran
+slower than in the runs above (raw subscriber 16,000-25,600 readings/s, PyNaCl 89-94 us per check
+against ~56 before), and its speed moved by ~1.3x from one run to the next, so comparisons are
+same-session A/Bs. 50,000 readings per phase, Go publisher, 0.2 s blocks:
+
+                                             100 devices           10,000 devices
+                                           stored  anchored       stored  anchored
+    before this session (b35347f, its own
+      bench: 50 ms blocks, PyNaCl)          7,439     6,881        5,421     4,440
+    now, --verifier python                  6,668     6,146        5,530     5,158
+    now, --verifier go (the default)        9,470     8,436        6,659     5,987
+
+    cpu us per reading, the go run:  100 devices: broker 11.6, publisher 15.2, gateway 83.2
+    (ingest 74.0, anchor 7.6, follow 1.2), verifier 58.4, node 11.4. 10,000 devices: gateway
+    107.6 (ingest 93.6, anchor 12.2), verifier 63.0, node 75.6. The python run's verifier
+    process: 94.6-94.8; b35347f's gateway 97.8 and 117.8, node 14.6 and 116.8.
+
+Over the session's 15 runs with the Go verifier (30,000-100,000 readings; the first at 50 ms
+blocks, the others at 0.2 s): 100 devices 8,247- 11,527 stored and 7,683-10,379 anchored per s (>=
+10,000 stored in 5 runs, anchored in 1); 10,000 devices 6,562-8,145 stored and 5,781-7,432
+anchored. Ratio to raw Mosquitto in the same run: 0.36-0.47 at 100 devices, 0.28-0.37 at 10,000.
+
+**The bar (10,000 readings/s stored and anchored) is still missed**: reached at 100 devices only
+in the machine's fast moments, not at 10,000 devices. What bounds it is CPU on the 2 cores:
+
+* 100 devices: ~165-185 us per reading in all. Ed25519 ~50-60 of it in the verifier process
+  (voi's strict check; libsodium's is ~90 on this machine now); the gateway's Python ~75-85
+  (paho's packet handling ~15, JSON and schema ~6, signing bytes, device lookups and checks
+  ~8, SQLite commit ~12, PUBACKs ~4, sealing ~5, anchor thread ~7); broker and publisher ~22;
+  node ~11. The pipeline keeps the cores ~85% busy: 9,500-11,000/s.
+* 10,000 devices: as above plus the node's anchors, 65-77 us per reading: a batch of 1,000
+  readings lists ~1,000 devices, and for each the node reads the device and identity records
+  (now decoded once and kept), writes one (device, batch) index entry into the authenticated
+  tree (~40% of it) and commits it. The ingest thread also pays ~20 us more (one
+  device_progress upsert per reading instead of one per five, sealing over 1,000 devices).
+
+Next steps: a cheaper per-device anchor on the node (the index entry per listed device is a
+state-layout question, docs/spec/oracle.md); fewer Python steps per message in the gateway
+(paho's packet objects, per-reading checks); on a machine with more cores, verify_processes=2.
 
 How it got there (stored readings/s at 100 | 10,000 devices; gateway / node cpu us per reading
 at 100 devices, then at 10,000; 20,000 readings per phase, Python publisher, until the Go
@@ -143,13 +175,28 @@ publisher row):
                                                            78-83 + 77-87 verifier / 12-13
                                                          352-389 + 80-86 verifier / 232-243
 
+    this session (50,000 readings, 0.2 s
+      blocks; A/B against b35347f, above):
+      b35347f at the same moment              7,439 | 5,421    97.8 / 14.6   117.8 / 116.8
+    signatures by citychain-sigverify (Go, voi,
+      libsodium's verdicts; go vs python in the
+      same code: 9,470 vs 6,668 | 6,659 vs 5,530);
+      sealing reads (n, device, ts_ms, id) and
+      marks a batch with one ranged UPDATE (micro:
+      22-25 -> 8 us per reading); anchors sent up
+      to 16 at once; device and account decodes
+      kept for 65,536 records (anchor micro, per
+      listed device: 166 -> 126 us profiled);
+      gc.freeze() after start; the socket read
+      64 KiB at a time (ingest -5-6 us); verifier
+      keeps 16,384 keys expanded (62 -> 56 us)     9,470 | 6,659   83.2 + 58.4 verifier / 11.4
+                                                               107.6 + 63.0 verifier / 75.6
+
 (same-session A/B for the 2 s ttl -> events step: 639 and 734 -> 1,376 and 1,545/s at 10,000
 devices, ingest thread 889 and 826 -> 378 and 394 us; 100 devices unchanged within noise.)
 Not done: fewer sends per PUBACK (paho writes each ack with its own send(); the socket is corked
-so they leave in few segments), gc.freeze() in the gateway's process, a leaner MQTT receive path
-than paho's (~22 us per message: four recv() calls and an MQTTMessage with a Condition each),
-a cheaper sealing path (~12 us per reading: the pending rows decoded into readings, one UPDATE
-per reading), a cheaper anchor on the node for batches listing many devices.
+so they leave in few segments); batch signature verification (cofactored only, so it would
+accept signatures libsodium refuses: see ADR 0008 section 4a).
 """
 
 from __future__ import annotations

@@ -11,7 +11,8 @@
 // check in citychain, uses) exactly: S must be canonical, A and R canonical and not of small
 // order, and the cofactorless equation [S]B = R + [k]A must hold byte for byte. It uses
 // curve25519-voi (the Ed25519 implementation CometBFT itself uses), whose assembly field
-// arithmetic makes one check ~1.7x cheaper than libsodium's portable code on x86-64.
+// arithmetic makes one check about half as costly as with libsodium's portable code on x86-64
+// (47-54 against 89-94 us of CPU, measured side by side on the 2-core development machine).
 //
 // Requests are read while earlier ones are being verified, so a writer never waits for the
 // verification of a previous request to finish. Public keys are kept expanded (voi's
