@@ -124,7 +124,7 @@ same-session A/Bs. 50,000 readings per phase, Go publisher, 0.2 s blocks:
     process: 94.6-94.8; b35347f's gateway 97.8 and 117.8, node 14.6 and 116.8.
 
 Over the session's 15 runs with the Go verifier (30,000-100,000 readings; the first at 50 ms
-blocks, the others at 0.2 s): 100 devices 8,247- 11,527 stored and 7,683-10,379 anchored per s (>=
+blocks, the others at 0.2 s): 100 devices 8,247-11,527 stored and 7,683-10,379 anchored per s (>=
 10,000 stored in 5 runs, anchored in 1); 10,000 devices 6,562-8,145 stored and 5,781-7,432
 anchored. Ratio to raw Mosquitto in the same run: 0.36-0.47 at 100 devices, 0.28-0.37 at 10,000.
 
