@@ -1,13 +1,15 @@
 """The IoT gateway: MQTT in (QoS 1, manual acks), checks, durable store, sealed batches, anchors.
 
 Threads: the ingest thread drives paho's network loop itself (``loop_read``/``loop_write``/
-``loop_misc``, no paho thread: one thread, no lock handoffs or wake-ups per message): it reads
-up to ``chunk`` messages and hands their signatures to the verifier processes; meanwhile it
-checks the previous chunk's messages in order, commits the accepted ones (and the rejection
-counts) in one SQLite transaction, and only then acks them all to the broker, the chunk's
-PUBACKs written in as few TCP segments as the kernel can (the socket corked while paho writes
-them); it also seals batches. The anchor thread sends sealed batches to the chain in order,
-asking the chain first whether the root is already anchored. The follow thread reads each
+``loop_misc``, no paho thread: one thread, no lock handoffs or wake-ups per message; the socket
+read 64 KiB at a time): it reads up to ``chunk`` messages and hands their signatures to the
+verifier (``citychain.iot.sigverify``: the Go binary or PyNaCl processes); meanwhile it checks
+the previous chunk's messages in order, commits the accepted ones (and the rejection counts) in
+one store transaction, and only then acks them all to the broker, the chunk's PUBACKs written
+in as few TCP segments as the kernel can (the socket corked while paho writes them); it also
+seals batches. The anchor thread sends sealed batches to the chain in order, up to
+``anchor_window`` at once, asking the chain first whether a root is already anchored. The
+follow thread reads each
 committed block's events and drops the cached device records they name
 (``citychain.iot.chain.BlockFollower``). See docs/adr/0008-iot-gateway.md for the protocol and
 its guarantees.
