@@ -24,6 +24,7 @@ import struct
 import subprocess
 import threading
 import time
+from abc import ABC, abstractmethod
 from concurrent.futures import BrokenExecutor, Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -73,11 +74,12 @@ class Pending:
     sent: list[bool] = field(default_factory=list)  # GoVerifier: which jobs went to the binary
 
 
-class SignatureVerifier:
+class SignatureVerifier(ABC):
     """Verdicts of signature jobs, computed beside the caller, collected in submit order."""
 
     name = ""
 
+    @abstractmethod
     def submit(self, jobs: list[SignatureJob | None], *,
                share_here: bool = False) -> Pending:
         """Start checking ``jobs`` (None: no signature to check, its verdict is None).
@@ -86,16 +88,16 @@ class SignatureVerifier:
         Raises:
             VerifierError: the verifier stopped.
         """
-        raise NotImplementedError
 
+    @abstractmethod
     def collect(self, pending: Pending) -> list[bool | None]:
         """The verdicts of ``pending``, one per job; call in the order of ``submit``.
 
         Raises:
             VerifierError: the verifier stopped.
         """
-        raise NotImplementedError
 
+    @abstractmethod
     def close(self) -> None:
         """Stop the helper processes."""
 
