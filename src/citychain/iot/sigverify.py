@@ -65,13 +65,15 @@ def verify_signatures(jobs: list[SignatureJob | None]) -> list[bool | None]:
 
 @dataclass
 class Pending:
-    """Verdicts under way for ``count`` jobs; :meth:`SignatureVerifier.collect` returns them."""
+    """Verdicts under way; :meth:`SignatureVerifier.collect` returns them."""
 
-    count: int
-    ticket: int = 0
+    # PoolVerifier: the caller's own share (checked at collect), then the processes' shares.
     own: list[SignatureJob | None] = field(default_factory=list)
     futures: list[Future[list[bool | None]]] = field(default_factory=list)
-    sent: list[bool] = field(default_factory=list)  # GoVerifier: which jobs went to the binary
+    # GoVerifier: the request's number, its jobs, and which of them went to the binary.
+    ticket: int = 0
+    jobs: list[SignatureJob | None] = field(default_factory=list)
+    sent: list[bool] = field(default_factory=list)
 
 
 class SignatureVerifier(ABC):
@@ -138,7 +140,7 @@ class PoolVerifier(SignatureVerifier):
 
     def submit(self, jobs: list[SignatureJob | None], *,
                share_here: bool = False) -> Pending:
-        pending = Pending(len(jobs))
+        pending = Pending()
         if not jobs:
             return pending
         size = -(-len(jobs) // (self.processes + share_here))
@@ -215,7 +217,7 @@ class GoVerifier(SignatureVerifier):
         except OSError as exc:
             raise self._stopped(exc) from exc
         self._submitted += 1
-        return Pending(len(jobs), ticket=self._submitted, own=jobs, sent=sent)
+        return Pending(ticket=self._submitted, jobs=jobs, sent=sent)
 
     def collect(self, pending: Pending) -> list[bool | None]:
         if pending.ticket != self._collected + 1:
@@ -235,7 +237,7 @@ class GoVerifier(SignatureVerifier):
         self._collected += 1
         verdicts = iter(answer)
         return [None if job is None else sent and next(verdicts) == 1
-                for job, sent in zip(pending.own, pending.sent, strict=True)]
+                for job, sent in zip(pending.jobs, pending.sent, strict=True)]
 
     def close(self) -> None:
         for stream in (self._process.stdin, self._process.stdout, self._process.stderr):
