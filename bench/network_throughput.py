@@ -393,24 +393,17 @@ def main() -> int:
                                  block_max_bytes=args.block_bytes)
         results: dict[str, Result] = {}
         with tempfile.TemporaryDirectory(prefix="citychain-bench-") as scratch:
-            if "citychain" in apps:
-                results["citychain"] = with_testnet(
-                    Path(scratch) / "city", options,
-                    partial(run_load, batches=city_batches, rate=args.rate,
-                            timeout=args.timeout), app="citychain")
-                results["citychain"].name = f"citychain ({size + len(senders)} ids)"
-            if "kvstore" in apps:
-                results["kvstore"] = with_testnet(
-                    Path(scratch) / "kv", options,
-                    partial(run_load, batches=kv_batches, rate=args.rate,
-                            timeout=args.timeout), app="kvstore")
-                results["kvstore"].name = "kvstore (same sizes)"
-            if "verify-floor" in apps:
-                results["verify-floor"] = with_testnet(
-                    Path(scratch) / "floor", options,
-                    partial(run_load, batches=city_batches, rate=args.rate,
-                            timeout=args.timeout), app="verify-floor")
-                results["verify-floor"].name = "verify-floor (same txs)"
+            # Each app runs on its own testnet: (directory, the txs it gets, its label).
+            runs = {"citychain": ("city", city_batches, f"citychain ({size + len(senders)} ids)"),
+                    "kvstore": ("kv", kv_batches, "kvstore (same sizes)"),
+                    "verify-floor": ("floor", city_batches, "verify-floor (same txs)")}
+            for app in [name for name in runs if name in apps]:
+                directory, batches, label = runs[app]
+                results[app] = with_testnet(
+                    Path(scratch) / directory, options,
+                    partial(run_load, batches=batches, rate=args.rate, timeout=args.timeout),
+                    app=app)
+                results[app].name = label
         for result in results.values():
             print(result.line())
         reference = results.get("kvstore")
