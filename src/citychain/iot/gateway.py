@@ -2,7 +2,8 @@
 
 Threads: the ingest thread drives paho's network loop itself (``loop_read``/``loop_write``/
 ``loop_misc``, no paho thread: one thread, no lock handoffs or wake-ups per message; the socket
-read 64 KiB at a time): it reads up to ``chunk`` messages and hands their signatures to the
+read 64 KiB at a time, the PUBLISH packets in that buffer parsed in one pass by
+``citychain.iot.mqtt_receive``): it reads up to ``chunk`` messages and hands their signatures to the
 verifier (``citychain.iot.sigverify``: the Go binary or PyNaCl processes); meanwhile it checks
 the previous chunk's messages in order, commits the accepted ones (and the rejection counts) in
 one store transaction, and only then acks them all to the broker, the chunk's PUBACKs written
@@ -44,6 +45,7 @@ from citychain.iot.chain import (
     DeviceInfo,
     preload_devices,
 )
+from citychain.iot.mqtt_receive import BufferedMqttClient, Delivery
 from citychain.iot.reading import (
     BAD_SIGNATURE,
     INACTIVE_DEVICE,
@@ -252,52 +254,9 @@ class StagedChunk:
     """Messages read and parsed (a reading, or why it is refused, each), their signatures
     being checked."""
 
-    messages: list[mqtt.MQTTMessage]
+    messages: list[Delivery]
     parsed: list[Reading | ReadingRejectedError]
     verifying: Verifying
-
-
-class BufferedMqttClient(mqtt.Client):
-    """paho's client reading its socket up to 64 KiB at a time.
-
-    paho reads each packet's fixed header a byte at a time, one ``recv()`` each: four system
-    calls per reading. This serves those reads from one buffer, refilled when empty, and drops
-    it when paho opens a new socket. :meth:`buffered` tells the ingest loop that packets are
-    waiting although the socket may have nothing new to read.
-    """
-
-    READ_SIZE = 65_536
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._read_buffer = b""
-        self._read_position = 0
-        self._read_socket: object = None
-
-    def _sock_recv(self, bufsize: int) -> bytes:
-        if self._read_socket is not self._sock:  # a new connection: the old bytes are void
-            self._read_buffer, self._read_position, self._read_socket = b"", 0, self._sock
-        if self._read_position >= len(self._read_buffer):
-            data = super()._sock_recv(self.READ_SIZE)  # BlockingIOError, OSError as paho's
-            if not data:
-                return data  # closed by the broker
-            self._read_buffer, self._read_position = data, 0
-        start = self._read_position
-        chunk = self._read_buffer[start:start + bufsize]
-        self._read_position = start + len(chunk)
-        return chunk
-
-    def buffered(self) -> bool:
-        """Whether bytes read from the current socket wait in the buffer."""
-        return (self._read_socket is self._sock
-                and self._read_position < len(self._read_buffer))
-
-
-def _topic(message: mqtt.MQTTMessage) -> str:
-    try:
-        return message.topic
-    except UnicodeDecodeError:
-        return ""          # not a topic of ours: the reading is refused as bad_schema
 
 
 class Gateway:
@@ -322,7 +281,7 @@ class Gateway:
         self.ready = threading.Event()
         self._stop = threading.Event()
         self._seal_signal = threading.Event()
-        self._inbox: list[mqtt.MQTTMessage] = []
+        self._inbox: list[Delivery] = []
         self._threads: list[threading.Thread] = []
         self._verifier: SignatureVerifier | None = None
         self._lock = threading.Lock()
@@ -402,7 +361,7 @@ class Gateway:
         self.ready.set()
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
-        self._inbox.append(message)
+        self._inbox.append(Delivery.of(message))  # what take_publishes leaves to paho
 
     def _on_socket_register_write(self, client: mqtt.Client, userdata: Any,
                                   sock: Any) -> None:
@@ -413,9 +372,9 @@ class Gateway:
         last_stats = time.monotonic()
         try:
             staged: StagedChunk | None = None
-            retry: list[mqtt.MQTTMessage] = []
+            retry: list[Delivery] = []
             while not self._stop.is_set():
-                messages: list[mqtt.MQTTMessage] = []
+                messages: list[Delivery] = []
                 try:
                     if retry:
                         messages, retry = retry, []
@@ -457,7 +416,7 @@ class Gateway:
             log.exception("iot ingest stopped")
             raise
 
-    def _receive(self, timeout: float) -> list[mqtt.MQTTMessage]:
+    def _receive(self, timeout: float) -> list[Delivery]:
         """Run paho's network loop until up to ``chunk`` messages were read or, when none is
         waiting, ``timeout`` seconds passed; return them. A lost connection is reopened here
         (the broker then delivers again whatever was not acked)."""
@@ -472,11 +431,15 @@ class Gateway:
         if writable and client.loop_write() != mqtt.MQTT_ERR_SUCCESS:
             return []
         if readable or waiting:
-            # One packet per loop_read; stop when a read adds no message (nothing more is
-            # waiting, a partial packet, or another kind of packet: the next poll goes on).
-            while len(self._inbox) < self.config.chunk:
-                before = len(self._inbox)
-                if client.loop_read() != mqtt.MQTT_ERR_SUCCESS or len(self._inbox) == before:
+            # The PUBLISH packets in the read buffer, then one packet by paho's loop_read (which
+            # refills the buffer when empty); stop when neither adds a message (nothing more
+            # is waiting, a partial packet, or another kind of packet: the next poll goes on).
+            inbox, chunk = self._inbox, self.config.chunk
+            while len(inbox) < chunk:
+                if client.take_publishes(inbox, chunk - len(inbox)):
+                    continue
+                before = len(inbox)  # paho's on_message appends to the same list
+                if client.loop_read() != mqtt.MQTT_ERR_SUCCESS or len(inbox) == before:
                     break
         messages, self._inbox = self._inbox, []
         self._write_queued()
@@ -515,14 +478,14 @@ class Gateway:
             return
         self._write_queued()  # the CONNECT
 
-    def process(self, messages: list[mqtt.MQTTMessage]) -> None:
+    def process(self, messages: list[Delivery]) -> None:
         """Check ``messages``, commit the accepted ones and the rejection counts in one
         transaction, then ack every message (accepted or rejected) to the broker."""
         parsed = self._parse(messages)
         verdicts = self._verify([each for each in parsed if isinstance(each, Reading)])
         self._commit_and_ack(messages, parsed, verdicts)
 
-    def _stage(self, messages: list[mqtt.MQTTMessage]) -> StagedChunk:
+    def _stage(self, messages: list[Delivery]) -> StagedChunk:
         """Parse ``messages`` and hand all their signatures to the verifier processes (this
         thread meanwhile finishes the previous chunk)."""
         parsed = self._parse(messages)
@@ -533,16 +496,16 @@ class Gateway:
         self._commit_and_ack(staged.messages, staged.parsed, self._verdicts(staged.verifying))
 
     @staticmethod
-    def _parse(messages: list[mqtt.MQTTMessage]) -> list[Reading | ReadingRejectedError]:
+    def _parse(messages: list[Delivery]) -> list[Reading | ReadingRejectedError]:
         parsed: list[Reading | ReadingRejectedError] = []
         for message in messages:
             try:
-                parsed.append(parse_reading(bytes(message.payload), _topic(message)))
+                parsed.append(parse_reading(message.payload, message.topic))
             except ReadingRejectedError as exc:
                 parsed.append(exc)
         return parsed
 
-    def _commit_and_ack(self, messages: list[mqtt.MQTTMessage],
+    def _commit_and_ack(self, messages: list[Delivery],
                         parsed: list[Reading | ReadingRejectedError],
                         verdicts: list[Verdict | None]) -> None:
         """The checks of each parsed message in order (``verdicts``: one per reading, or none
