@@ -203,3 +203,22 @@ def test_the_time_of_the_last_bytes_received_moves_for_taken_packets() -> None:
     client._last_bytes_received = 0.0
     assert client.take_publishes(delivered, 10) == 2
     assert client._last_bytes_received > 0.0  # paho's keepalive reads it
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 65_535), st.sampled_from([0, 1, 2])), max_size=40))
+def test_ack_all_sends_the_bytes_of_pahos_ack_per_message(acks: list[tuple[int, int]]) -> None:
+    deliveries = [Delivery("city/a/b", b"{}", mid, qos) for mid, qos in acks]
+    one_by_one = BufferedMqttClient(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311,
+                                    manual_ack=True)
+    expected, _ = attach(one_by_one, [])
+    for each in deliveries:
+        one_by_one.ack(each.mid, each.qos)
+    one_by_one.loop_write()
+    together = BufferedMqttClient(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311,
+                                  manual_ack=True)
+    sock, _ = attach(together, [])
+    together.ack_all(deliveries)
+    together.loop_write()
+    assert sock.sent == expected.sent
+    assert len(sock.sent) == 4 * sum(1 for _, qos in acks if qos)

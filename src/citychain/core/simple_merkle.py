@@ -33,10 +33,17 @@ def merkle_root(items: list[bytes]) -> bytes:
 
 
 def _root(hashes: list[bytes]) -> bytes:
-    if len(hashes) == 1:
-        return hashes[0]
-    split = _split_point(len(hashes))
-    return inner_hash(_root(hashes[:split]), _root(hashes[split:]))
+    """The root over leaf hashes, level by level: adjacent pairs joined, an odd last node
+    carried up as it is. This is the same tree as the split at the largest power of two below
+    the length (the left part is always a full tree, so its pairs never straddle the split),
+    in one loop instead of a recursion and a list copy per node."""
+    while len(hashes) > 1:
+        level = [sha256(_INNER + hashes[index] + hashes[index + 1])
+                 for index in range(0, len(hashes) - 1, 2)]
+        if len(hashes) % 2:
+            level.append(hashes[-1])
+        hashes = level
+    return hashes[0]
 
 
 def inclusion_proof(items: list[bytes], index: int) -> list[bytes]:

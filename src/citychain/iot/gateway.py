@@ -528,8 +528,7 @@ class Gateway:
             accepted.append((reading, now))
             touched[reading.device] = self.checker.progress[reading.device]
         self.store.commit_readings(accepted, touched, rejected)
-        for message in messages:
-            self.mqtt.ack(message.mid, message.qos)
+        self.mqtt.ack_all(messages)
         self._write_queued()
         with self._lock:
             self.received += len(messages)

@@ -1,5 +1,5 @@
-"""The gateway's MQTT receive path: paho's client, its socket read 64 KiB at a time, and the
-PUBLISH packets waiting in that buffer parsed in one pass.
+"""The gateway's MQTT receive path: paho's client, its socket read 64 KiB at a time, the
+PUBLISH packets waiting in that buffer parsed in one pass, and a chunk's acks sent as one write.
 
 paho (2.2) handles each incoming packet through a chain of Python calls: a ``recv`` per byte of
 the fixed header, a dict of partial-packet state, ``decode_publish``, an ``MQTTMessage``, a
@@ -9,18 +9,25 @@ parses the complete QoS 0 and QoS 1 PUBLISH packets at the head of the buffer it
 3.1.1, section 3.3: fixed header, remaining length, topic, packet identifier, payload) and
 leaves everything else to paho: other packet types (CONNACK, SUBACK, PINGRESP, ...), QoS 2
 (which has state), malformed packets (paho drops the connection), a packet cut by the end of
-the buffer, and MQTT 5 (properties). paho's state is left as after the same packets were read by
-``loop_read`` with ``manual_ack``: it keeps no state for an incoming QoS 0 or 1 message, and the
-time of the last bytes received (its keepalive) is updated.
+the buffer, and MQTT 5 (properties). paho's state is left as after the same packets were read
+by ``loop_read`` with ``manual_ack``: it keeps no state for an incoming QoS 0 or 1 message, and
+the time of the last bytes received (its keepalive) is updated.
+
+:meth:`BufferedMqttClient.ack_all` queues a chunk's acks, in order, as one packet (one write),
+where paho's ``ack`` queues and later writes each one apart.
 """
 
 from __future__ import annotations
 
+import struct
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import paho.mqtt.client as mqtt
 
 _PUBLISH = 0x30          # packet type 3 in the high nibble of the fixed header's first byte
+_ACK_COMMANDS = {1: mqtt.PUBACK, 2: mqtt.PUBCOMP}  # what paho's ack() sends, by QoS
+_ACK = struct.Struct(">BBH")  # command, remaining length 2, packet identifier
 
 
 class Delivery(NamedTuple):
@@ -123,3 +130,12 @@ class BufferedMqttClient(mqtt.Client):
             with self._msgtime_mutex:
                 self._last_bytes_received = mqtt.time_func()
         return taken
+
+    def ack_all(self, deliveries: Sequence[Delivery]) -> None:
+        """Ack ``deliveries`` in order, as ``ack(mid, qos)`` on each would with manual acks (QoS
+        1: PUBACK, QoS 2: PUBCOMP, QoS 0: nothing), queued as one packet: one write."""
+        pack = _ACK.pack
+        acks = b"".join([pack(_ACK_COMMANDS[each.qos], 2, each.mid)
+                         for each in deliveries if each.qos])
+        if acks:
+            self._packet_queue(mqtt.PUBACK, acks, 0, 0)

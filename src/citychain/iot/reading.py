@@ -107,12 +107,12 @@ class Reading:
                 max(seq, ts_ms, value) <= codec.MAX_INT:
             return None
         try:
-            scalar = codec.encode_scalar
-            encoded = (_KEY_SEQ + scalar(seq), b"".join((
-                _KEY_TS_MS, scalar(ts_ms), _KEY_VALUE, scalar(value),
-                _KEY_DEVICE, scalar(device), _KEY_STREAM, scalar(stream))))
+            tail = _device_stream_fields(device, stream)
         except UnicodeEncodeError:
             return None
+        scalar = codec.encode_scalar
+        encoded = (_KEY_SEQ + scalar(seq), b"".join((
+            _KEY_TS_MS, scalar(ts_ms), _KEY_VALUE, scalar(value), tail)))
         self.__dict__["encoded_fields"] = encoded
         return encoded
 
@@ -155,6 +155,23 @@ _KEY_DEVICE = codec.encode_scalar("device")
 _KEY_STREAM = codec.encode_scalar("stream")
 
 
+@lru_cache(maxsize=65_536)
+def _device_stream_fields(device: str, stream: str) -> bytes:
+    """The last two keys and values of the signed map (every reading of a device's stream
+    repeats them, so they are encoded once)."""
+    return b"".join((_KEY_DEVICE, codec.encode_scalar(device), _KEY_STREAM,
+                     codec.encode_scalar(stream)))
+
+
+@lru_cache(maxsize=65_536)
+def _topic_of(device: str, stream: str) -> str | None:
+    """The topic of a reading of ``device`` (a did:city DID) on ``stream`` (a well-formed
+    name); None when either is malformed (which :func:`parse_reading` then names)."""
+    if address_from_did(device) is None or not _STREAM_RE.fullmatch(stream):
+        return None
+    return f"{TOPIC_PREFIX}/{device}/{stream}"
+
+
 @lru_cache(maxsize=16)
 def _sign_prefix(chain_id: str) -> bytes:
     """What the signing bytes of every reading on ``chain_id`` start with: the domain, the
@@ -191,9 +208,11 @@ def parse_reading(payload: bytes, topic: str | None = None) -> Reading:
     device, stream, seq, ts_ms, number, sig = (
         value["device"], value["stream"], value["seq"], value["ts_ms"], value["value"],
         value["sig"])
-    if type(device) is not str or address_from_did(device) is None:
-        raise _schema_error("device must be a did:city DID")
-    if type(stream) is not str or not _STREAM_RE.fullmatch(stream):
+    expected_topic = _topic_of(device, stream) \
+        if type(device) is str and type(stream) is str else None
+    if expected_topic is None:
+        if type(device) is not str or address_from_did(device) is None:
+            raise _schema_error("device must be a did:city DID")
         raise _schema_error("stream must match [A-Za-z][A-Za-z0-9_.]{0,31}")
     if type(seq) is not int or not 0 <= seq <= MAX_SEQ:
         raise _schema_error("seq must be an integer 0..2**63-1")
@@ -203,7 +222,7 @@ def parse_reading(payload: bytes, topic: str | None = None) -> Reading:
         raise _schema_error("value must be an integer within +-(2**63-1)")
     if type(sig) is not str or not _SIG_RE.fullmatch(sig):
         raise _schema_error("sig must be 128 lowercase hex digits")
-    if topic is not None and topic != f"{TOPIC_PREFIX}/{device}/{stream}":
+    if topic is not None and topic != expected_topic:
         raise _schema_error(f"topic {topic!r} does not name the reading's device and stream")
     return Reading(device, stream, seq, ts_ms, number, bytes.fromhex(sig))
 
