@@ -42,11 +42,42 @@ Every phase prints the CPU per reading (from /proc) of the broker, the publisher
 or gateway, and the node. ``--profile-gateway`` runs the gateway's ingest thread under cProfile
 (timed by the thread's CPU clock) and prints its top functions.
 
-Figures (python 3.11.7, 2 cores shared by broker, publisher, gateway, node and this script, and
-by other work on the machine: wall-clock rates moved by up to 1.7x between runs, CPU per reading
-by 10-20% (Ed25519 in the verifier process costs 54-70 us alone, up to ~90 when both cores are
-busy); 30,000 readings per phase; cpu in microseconds per reading, gateway = its process, its
-signature verifier process listed apart). Go publisher, two runs in one session:
+Figures now (the session that added ``citychain.iot.mqtt_receive``; python 3.11.7, Go publisher,
+0.2 s blocks, raw subscriber 16,100-24,600 readings/s over these runs; cpu in us per reading):
+
+    100 devices                 stored/s        anchored/s      gateway  (ingest)  verifier  node
+    50,000 readings, 5 runs   10,971-13,150    9,768-11,569    51-62    (47-51)   55-59    9-11
+    150,000 readings, 3 runs  10,509-11,390   10,305-10,911    58-64    (49-51)   54-55   11-12
+    10,000 devices
+    50,000 readings, 5 runs    7,940-8,907     6,779-7,746     72-81    (63-66)   59-61   61-71
+    150,000 readings, 3 runs   7,060-7,913     6,267-7,427     76-83    (65-66)   55-58   70-86
+
+    ratio gateway/raw stored: 0.57-0.71 at 100 devices, 0.33-0.46 at 10,000 devices
+
+**The bar (>= 10,000 readings/s stored and anchored) is met at 100 devices**: stored in every
+run; anchored in every 150,000-reading run and in 2 of 5 50,000-reading runs, where the last
+partial batch's wait (``--batch-seconds`` 0.5) and its block take ~0.5 s of a ~4.5 s run. It is
+**not met at 10,000 devices** (6,300-7,700 anchored per s): there the node's anchors cost 61-86 us
+per reading (a batch of 1,000 readings lists ~1,000 devices). Measured in process on the same
+state (10,000 devices, blocks of ten 1,000-device anchors): 38-50 us per listed device, 12-13 with
+the (device, batch) index entry not written, so ~75% of it is that entry in the authenticated
+tree; its cost also grows with the entries already stored (node 70-86 us in the 150,000-reading
+runs). Moving that index out of the authenticated state into a query index (DESIGN.md's "query
+index"; the anchor record keeps the device list, provable) is the next step for this size.
+
+What changed the gateway (same session, 100 devices): paho's per-packet reading replaced by a
+one-pass parser of the PUBLISH packets in the 64 KiB read buffer (gateway 83 -> 54 us per reading;
+a hypothesis test checks it against paho's reader); a chunk's acks queued as one packet (one
+send() instead of one per reading); the device/stream encodings and DID/stream/topic checks
+cached per device; the simple Merkle root computed level by level (ingest thread 74 -> 47-51 us
+in all). The CPU per reading at 100 devices is now ~140-150 us in all: gateway ~55, verifier
+~56, broker and publisher ~22, node ~10.
+
+Earlier figures (python 3.11.7, 2 cores shared by broker, publisher, gateway, node and this
+script, and by other work on the machine: wall-clock rates moved by up to 1.7x between runs, CPU
+per reading by 10-20% (Ed25519 in the verifier process costs 54-70 us alone, up to ~90 when
+both cores are busy); 30,000 readings per phase; cpu in microseconds per reading, gateway = its
+process, its signature verifier process listed apart). Go publisher, two runs in one session:
 
     100 devices           per s  p50 ms  p99 ms  broker  publisher  subscriber  gateway  node
     raw paho subscriber  26,171       -       -     9.0       10.0        36.0        -   0.7
@@ -128,8 +159,9 @@ blocks, the others at 0.2 s): 100 devices 8,247-11,527 stored and 7,683-10,379 a
 10,000 stored in 5 runs, anchored in 1); 10,000 devices 6,562-8,145 stored and 5,781-7,432
 anchored. Ratio to raw Mosquitto in the same run: 0.36-0.47 at 100 devices, 0.28-0.37 at 10,000.
 
-**The bar (10,000 readings/s stored and anchored) is still missed**: reached at 100 devices only
-in the machine's fast moments, not at 10,000 devices. What bounds it is CPU on the 2 cores:
+**The bar (10,000 readings/s stored and anchored) was still missed then**: reached at 100
+devices only in the machine's fast moments, not at 10,000 devices. What bounds it is CPU on the
+2 cores:
 
 * 100 devices: ~165-185 us per reading in all. Ed25519 ~50-60 of it in the verifier process
   (voi's strict check; libsodium's is ~90 on this machine now); the gateway's Python ~75-85
@@ -194,9 +226,15 @@ publisher row):
 
 (same-session A/B for the 2 s ttl -> events step: 639 and 734 -> 1,376 and 1,545/s at 10,000
 devices, ingest thread 889 and 826 -> 378 and 394 us; 100 devices unchanged within noise.)
-Not done: fewer sends per PUBACK (paho writes each ack with its own send(); the socket is corked
-so they leave in few segments); batch signature verification (cofactored only, so it would
-accept signatures libsodium refuses: see ADR 0008 section 4a).
+    this session: PUBLISH packets parsed in
+      one pass from the read buffer; a chunk's
+      acks as one packet; per-device encodings
+      and checks cached; Merkle root by levels   10,971-13,150 | 7,940-8,907
+                                                   51-62 + 55-59 verifier / 9-11
+                                                   72-81 + 59-61 verifier / 61-71
+
+Not done: batch signature verification (cofactored only, so it would accept signatures
+libsodium refuses: see ADR 0008 section 4a).
 """
 
 from __future__ import annotations

@@ -15,6 +15,11 @@ the time of the last bytes received (its keepalive) is updated.
 
 :meth:`BufferedMqttClient.ack_all` queues a chunk's acks, in order, as one packet (one write),
 where paho's ``ack`` queues and later writes each one apart.
+
+Both use paho's internals (the read state ``_in_packet``, ``_packet_queue``, the keepalive
+clock), which is why paho-mqtt is pinned to one version in pyproject.toml;
+tests/iot/test_iot_mqtt_receive.py compares both with paho's own reading and acks, so an
+upgrade that changes them fails there first.
 """
 
 from __future__ import annotations
