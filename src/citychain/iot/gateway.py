@@ -6,8 +6,8 @@ read 64 KiB at a time, the PUBLISH packets in that buffer parsed in one pass by
 ``citychain.iot.mqtt_receive``): it reads up to ``chunk`` messages and hands their signatures to the
 verifier (``citychain.iot.sigverify``: the Go binary or PyNaCl processes); meanwhile it checks
 the previous chunk's messages in order, commits the accepted ones (and the rejection counts) in
-one store transaction, and only then acks them all to the broker, the chunk's PUBACKs written
-in as few TCP segments as the kernel can (the socket corked while paho writes them); it also
+one store transaction, and only then acks them all to the broker, the chunk's PUBACKs queued
+as one packet and written with the socket corked; it also
 seals batches. The anchor thread sends sealed batches to the chain in order, up to
 ``anchor_window`` at once, asking the chain first whether a root is already anchored. The
 follow thread reads each
