@@ -4,6 +4,9 @@ committed app hash; a suspension takes effect in the very next block."""
 
 from __future__ import annotations
 
+import sqlite3
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from citychain.app.types import TxResult
@@ -12,6 +15,7 @@ from citychain.core import codec
 from citychain.core.errors import NotProvableError, RoleRequiredError
 from citychain.modules.identity.messages import MsgSuspendIdentity
 from citychain.modules.oracle.errors import DeviceNotActiveError
+from citychain.modules.oracle.keys import DEVICE_ANCHOR_PREFIX
 from citychain.modules.oracle.messages import (
     MsgAnchorBatch,
     MsgDeclareFeed,
@@ -20,7 +24,14 @@ from citychain.modules.oracle.messages import (
 )
 from citychain.modules.oracle.module import MODULE
 from citychain.modules.oracle.types import compute_batch_id
-from citychain.testing.chain import Cast, ChainRunner, memory_chain
+from citychain.testing.chain import (
+    GENESIS_TIME_NS,
+    Cast,
+    ChainRunner,
+    make_genesis,
+    memory_chain,
+    sqlite_app,
+)
 from citychain.testing.checks import assert_error, assert_ok
 
 ROOT = bytes(range(32))
@@ -37,8 +48,15 @@ def proven(runner: ChainRunner, name: str, params: dict[str, Any]) -> Any:
     return answer
 
 
-def started() -> tuple[ChainRunner, Cast, bytes]:
-    runner, cast = memory_chain(Cast.make(devices=3, prefix="oracle-app/"))
+CAST = Cast.make(devices=3, prefix="oracle-app/")
+
+
+def started(runner: ChainRunner | None = None) -> tuple[ChainRunner, Cast, bytes]:
+    """Register a gateway and two sensors, anchor one batch listing both sensors, declare a
+    feed and publish a value from the batch (on ``runner``, default: a fresh memory chain)."""
+    cast = CAST
+    if runner is None:
+        runner, _ = memory_chain(cast)
     gateway, sensor_a, sensor_b = cast.devices
     operator = cast.operator
     results = runner.run(
@@ -120,3 +138,65 @@ def test_ante_refuses_oracle_messages_without_the_operator_role() -> None:
     register = MsgRegisterDevice(cast.devices[0].did, "Vehicle", "centre", (), False, 0, 0)
     checked: TxResult = runner.check(runner.tx(citizen, register))
     assert_error(checked, RoleRequiredError)
+
+
+def _covering(runner: ChainRunner, did: str, height: int = 0) -> list[str]:
+    answer = runner.query("/oracle/anchors_by_device",
+                          {"did": did, "from_ms": FROM_MS, "to_ms": FROM_MS + 3_600_000},
+                          height=height)
+    return [item["batch_id"] for item in answer["anchors"]]
+
+
+FROM_MS = GENESIS_TIME_NS // 1_000_000  # every batch of these tests lies within an hour of it
+
+
+def test_anchors_by_device_come_from_the_query_index_at_each_height() -> None:
+    runner, cast, batch_id = started()
+    _, sensor_a, sensor_b = cast.devices
+    height = runner.query("/oracle/anchor", {"batch_id": batch_id.hex()})["height"]
+    # the (device, batch) pairs are not in the authenticated state ...
+    assert not any(key.startswith(DEVICE_ANCHOR_PREFIX) for key in runner.snapshot())
+    # ... yet the query finds the batch from the height it was anchored at, not before
+    for sensor in (sensor_a, sensor_b):
+        assert _covering(runner, sensor.did, height - 1) == []
+        assert _covering(runner, sensor.did, height) == [batch_id.hex()]
+        assert _covering(runner, sensor.did) == [batch_id.hex()]
+
+
+def test_a_chain_keeping_device_keys_in_state_answers_alike_with_another_app_hash() -> None:
+    plain, cast, batch_id = started()
+    genesis = make_genesis(cast)
+    app_state = dict(genesis.app_state, oracle={"params": {"device_anchor_keys_in_state": 1}})
+    legacy, _ = memory_chain(cast, replace(genesis, app_state=app_state))
+    started(legacy)
+    in_state = [key for key in legacy.snapshot() if key.startswith(DEVICE_ANCHOR_PREFIX)]
+    assert len(in_state) == 2
+    assert legacy.app_hash != plain.app_hash
+    for sensor in cast.devices[1:]:
+        assert _covering(legacy, sensor.did) == _covering(plain, sensor.did) == [batch_id.hex()]
+
+
+def test_a_state_database_without_its_index_is_rebuilt_on_open(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    runner = ChainRunner(sqlite_app(path), make_genesis(CAST), proposer=CAST.node.address)
+    runner.start().block()
+    _, cast, batch_id = started(runner)
+    app_hash = runner.app_hash
+    entries = runner.app.store.index_entries()
+    assert len(entries) == 2
+    runner.app.store.close()
+    with sqlite3.connect(path) as db:  # as a database written before the index existed
+        db.execute("DROP TABLE query_index")
+        db.execute("DROP TABLE query_index_info")
+    reopened = ChainRunner(sqlite_app(path), make_genesis(CAST), proposer=CAST.node.address)
+    reopened.start()
+    try:
+        assert reopened.app.store.index_entries() == entries
+        assert reopened.app_hash == app_hash
+        assert _covering(reopened, cast.devices[1].did) == [batch_id.hex()]
+        (result,) = reopened.run(reopened.tx(cast.devices[0], MsgAnchorBatch(
+            bytes(32), (cast.devices[2].did,), FROM_MS + 10, FROM_MS + 20, 1, batch_id)))
+        assert_ok(result)  # and later commits keep writing it
+        assert len(_covering(reopened, cast.devices[2].did)) == 2
+    finally:
+        reopened.app.store.close()

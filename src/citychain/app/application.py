@@ -40,6 +40,7 @@ from citychain.core.errors import (
 from citychain.core.events import Event
 from citychain.core.messages import MessageRegistry, Msg
 from citychain.core.module import AccountKeeper, Handler, Module, QueryHandler
+from citychain.core.query_index import IndexedView
 from citychain.core.state import ReadView, StateView, WorkingSet
 from citychain.core.tx import MAX_TX_BYTES, Tx, tx_hash
 from citychain.store import VersionedStore
@@ -70,6 +71,12 @@ class Application:
                 path = f"/{module.name}/{name}"
                 self._queries[path] = (module.queries[name], name in module.provable_queries)
         self.verified = VerifiedTxCache(self.registry, max_tx_bytes=max_tx_bytes)
+        indexes = tuple(index for module in self.modules for index in module.query_indexes)
+        self._index_prefixes = tuple(index.prefix for index in indexes)
+        rebuilt = store.attach_indexes(indexes, _log_rebuild)
+        if rebuilt is not None and store.latest_height:
+            log.info("query indexes rebuilt at height %d: %d entries", store.latest_height,
+                     rebuilt)
         self._lock = threading.RLock()
         chain_id = store.get_meta(META_CHAIN_ID)
         self.chain_id: str = chain_id.decode() if chain_id is not None else ""
@@ -283,7 +290,7 @@ class Application:
         with self._lock:
             at = height or self.store.latest_height
             try:
-                view = self.store.reader(at)
+                view = self._query_view(at)
                 if path == "/store/key":
                     return self._query_key(data, at, prove)
                 handler, provable = self._lookup_query(path)
@@ -293,7 +300,7 @@ class Application:
                 if prove and not provable:
                     raise NotProvableError(f"{path} reads ranges and cannot be proven key by "
                                            "key; query the keys it names instead", field="path")
-                recorder = _RecordingView(view) if prove else None
+                recorder = _RecordingView(view, self._index_prefixes) if prove else None
                 result = handler(recorder if recorder is not None else view, params)
                 value = codec.encode(result)
                 reads: tuple[ProvenRead, ...] = ()
@@ -302,6 +309,13 @@ class Application:
                 return ResponseQuery(value=value, height=at, reads=reads)
             except ChainError as error:
                 return ResponseQuery.from_error(error, at)
+
+    def _query_view(self, height: int) -> ReadView:
+        """State at ``height``, with the query indexes' prefixes served from the index."""
+        state = self.store.reader(height)
+        if not self._index_prefixes:
+            return state
+        return IndexedView(state, self.store.index_reader(height), self._index_prefixes)
 
     def _lookup_query(self, path: str) -> tuple[QueryHandler, bool]:
         found = self._queries.get(path)
@@ -330,13 +344,18 @@ class Application:
 
 
 class _RecordingView:
-    """A read-only view that remembers every key read; iteration is refused (not provable)."""
+    """A read-only view that remembers every key read; iteration and query index reads are
+    refused (not provable)."""
 
-    def __init__(self, inner: ReadView) -> None:
+    def __init__(self, inner: ReadView, index_prefixes: tuple[bytes, ...]) -> None:
         self._inner = inner
+        self._index_prefixes = index_prefixes
         self._keys: dict[bytes, None] = {}
 
     def get(self, key: bytes) -> bytes | None:
+        if key.startswith(self._index_prefixes):
+            raise NotProvableError("this query reads the node's query index, which is not in "
+                                   "the authenticated state")
         self._keys[key] = None
         return self._inner.get(key)
 
@@ -345,6 +364,11 @@ class _RecordingView:
 
     def read_keys(self) -> list[bytes]:
         return list(self._keys)
+
+
+def _log_rebuild(done: int, total: int) -> None:
+    if done == total or done % (64 * 1024) == 0:
+        log.info("rebuilding the query indexes: %d of %d source records", done, total)
 
 
 def _package_version() -> str:

@@ -15,10 +15,11 @@ from citychain.cli.common import HomeOption, echo, resolve_home, stderr_console
 from citychain.cli.errors import CliError, UsageFailure
 from citychain.consensus.solo.node import BlockStats, SoloNode
 from citychain.consensus.solo.rpc import RpcServer
-from citychain.node.assemble import open_solo
+from citychain.node.assemble import open_solo, rebuild_query_indexes
+from citychain.node.cometbft import is_pid_alive
 from citychain.node.supervisor import Supervisor, ValidatorDir
 
-app = typer.Typer(help="Run a node.", no_args_is_help=True)
+app = typer.Typer(help="Run a node, or rebuild its query indexes.", no_args_is_help=True)
 
 
 def replay_with_progress(node: SoloNode) -> int:
@@ -120,3 +121,34 @@ def start(
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     echo(f"stopped at height {height}")
+
+
+@app.command("reindex")
+def reindex(home: HomeOption = None) -> None:
+    """Rebuild the node's query indexes from its state database (the node must be stopped).
+
+    Query indexes are node-local lookups that queries read and the app hash leaves out (which
+    batches list a device, for `/oracle/anchors_by_device`); every commit writes them with its
+    block and a node rebuilds them by itself when they are missing or were built by another
+    version (docs/adr/0011-query-index.md). Run this when `citychain verify` reports a query
+    index entry missing or different. Works on a solo home and on a validator directory.
+    """
+    root = resolve_home(home)
+    validator = ValidatorDir(root.root)
+    pid = validator.read_pid("supervisor") if validator.settings_path.exists() else None
+    if pid is not None and is_pid_alive(pid):
+        raise CliError(f"the node of {root.root} is running (supervisor pid {pid}); stop it "
+                       "first")
+    console = stderr_console()
+    with Progress(TextColumn("rebuilding query indexes"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=console,
+                  disable=not console.is_terminal) as progress:
+        task = progress.add_task("reindex", total=None)
+        try:
+            entries = rebuild_query_indexes(
+                root.state_db, lambda done, total: progress.update(task, completed=done,
+                                                                   total=total))
+        except FileNotFoundError:
+            raise CliError(f"{root.root} has no state database yet ({root.state_db}): "
+                           "nothing to index") from None
+    echo(f"query indexes rebuilt: {entries} {'entry' if entries == 1 else 'entries'}")

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from citychain.core.context import BlockContext, TxContext
 from citychain.core.events import Event
 from citychain.core.messages import Msg
+from citychain.core.query_index import QueryIndex
 from citychain.core.state import ReadView, StateView
 
 Handler = Callable[[StateView, TxContext, Any], None]
@@ -62,6 +63,8 @@ class Module:
     ``genesis_validators`` the set the chain starts with; at most one module provides them.
     ``query_params`` declares each query's parameters and ``event_types`` every event type the
     module emits (the gateway routes and filters by them; the state machine does not use them).
+    ``query_indexes`` are node-local lookups its queries read and its handlers never do: each
+    node derives them from committed state, outside the app hash (see core.query_index).
     """
 
     name: str
@@ -75,6 +78,7 @@ class Module:
     end_block: EndBlock | None = None
     validator_updates: ValidatorUpdatesHook | None = None
     genesis_validators: GenesisValidators | None = None
+    query_indexes: tuple[QueryIndex, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

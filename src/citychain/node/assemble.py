@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from citychain.app.genesis import Genesis
 from citychain.consensus.solo.blockstore import BlockStore
 from citychain.consensus.solo.node import SoloNode
 from citychain.core.module import Module
+from citychain.core.query_index import QueryIndex
 from citychain.node.home import Home, NodeConfig
 from citychain.node.keyring import read_key_file
 from citychain.store import MemoryStore, SqliteStore, VersionedStore
@@ -24,6 +26,28 @@ def default_modules() -> list[Module]:
     from citychain.modules.validators.module import MODULE as VALIDATORS
 
     return [IDENTITY, BANK, VALIDATORS, ORACLE, CONTRACTS]
+
+
+def query_indexes() -> tuple[QueryIndex, ...]:
+    """The query indexes of the default modules (node-local, outside the app hash)."""
+    return tuple(index for module in default_modules() for index in module.query_indexes)
+
+
+def rebuild_query_indexes(state_db: Path,
+                          progress: Callable[[int, int], None] | None = None) -> int:
+    """Rebuild a stopped node's query indexes from its state database; return the entries.
+
+    Raises:
+        FileNotFoundError: ``state_db`` does not exist (the node never committed a block).
+        StoreFormatError: the file is not a citychain state database.
+    """
+    if not state_db.exists():
+        raise FileNotFoundError(f"no state database at {state_db}")
+    store = SqliteStore(str(state_db))
+    try:
+        return store.attach_indexes(query_indexes(), progress, rebuild=True) or 0
+    finally:
+        store.close()
 
 
 def build_app(store: VersionedStore) -> Application:

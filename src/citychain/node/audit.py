@@ -27,6 +27,7 @@ from citychain.core.tx import tx_hash
 from citychain.node.assemble import load_genesis, memory_app
 from citychain.node.home import Home
 from citychain.store import SqliteStore
+from citychain.store.audit import compare_index_entries
 
 Progress = Callable[[str, int, int], None]
 
@@ -207,6 +208,9 @@ def _check_state(home: Home, app: Application, top: int, blocks: BlockStore,
                         f"{(skey or ekey or b'').hex()}",
                         (evalue or b"").hex()[:64], (svalue or b"").hex()[:64])
                 break
+        compare_index_entries(store.index_entries(), app.store.index_entries(),
+                              lambda text: problem(top, f"state database: {text} (rebuild "
+                                                   "the index: citychain node reindex)"))
     finally:
         store.close()
 

@@ -1,7 +1,9 @@
 """State backends behind core's protocols: versioned, authenticated key-value stores.
 
 Both stores keep every committed height, commit a block atomically, prove any key (membership or
-non-membership) against the root of any retained height, and audit themselves. The tree scheme
+non-membership) against the root of any retained height, and audit themselves. Beside the
+authenticated state they keep the node-local query indexes (:mod:`citychain.core.query_index`),
+written in the same transaction as the block they derive from. The tree scheme
 and the proof verifier live in :mod:`citychain.core.merkle`.
 """
 
@@ -11,6 +13,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from citychain.core.merkle import Proof
+from citychain.core.query_index import QueryIndex
 from citychain.core.state import ReadView, WorkingSet
 from citychain.store.errors import (
     CommitHeightError,
@@ -81,6 +84,23 @@ class VersionedStore(Protocol):
         Raises:
             citychain.core.errors.HeightNotAvailableError: ``height`` is not retained.
         """
+
+    def attach_indexes(self, indexes: tuple[QueryIndex, ...],
+                       progress: Callable[[int, int], None] | None = None, *,
+                       rebuild: bool = False) -> int | None:
+        """Write ``indexes``' entries at every commit; rebuild them if the stored ones were
+        built by other definitions or ``rebuild`` is set (returns the entries rebuilt, or
+        None)."""
+
+    def index_reader(self, height: int | None = None) -> ReadView:
+        """Return a read-only view of the query index entries at ``height`` (None: latest).
+
+        Raises:
+            citychain.core.errors.HeightNotAvailableError: ``height`` is not retained.
+        """
+
+    def index_entries(self) -> list[tuple[bytes, int, bytes]]:
+        """Return every stored query index entry as (key, height, value), by key."""
 
     def get_meta(self, name: str) -> bytes | None:
         """Return the latest metadata value committed under ``name``."""

@@ -45,6 +45,19 @@ class _Auditor:
         if len(self.problems) >= MAX_PROBLEMS:
             raise _TooMany
 
+    # ------------------------------------------------------------------ query indexes
+    def check_indexes(self) -> None:
+        """Compare the stored query index entries with what the attached indexes derive from
+        the latest state (skipped when none are attached: the audit cannot know them)."""
+        store = self.store
+        if not store.indexes:
+            return
+        if store._index_signatures != store._signatures():
+            self.problem("the query index was built by other definitions than those attached")
+            return
+        compare_index_entries(list(store._index_rows()), store.derived_index_entries(),
+                          self.problem)
+
     # ------------------------------------------------------------------ versions
     def check_versions(self, progress: Callable[[int, int], None] | None) -> None:
         from citychain.store.versioned import compute_meta_digest
@@ -306,6 +319,24 @@ class _HeightCheck:
                                  f"{keyhash.hex()} but no change row records it")
 
 
+def compare_index_entries(stored: list[tuple[bytes, int, bytes]],
+                      derived: list[tuple[bytes, int, bytes]],
+                      problem: Callable[[str], None]) -> None:
+    """Report every query index entry that is missing, extra or different from the derived."""
+    have = {row[0]: row for row in stored}
+    want = {row[0]: row for row in derived}
+    for key in sorted(have.keys() | want.keys()):
+        found, expected = have.get(key), want.get(key)
+        if found is None:
+            problem(f"query index entry {short(key)} is missing")
+        elif expected is None:
+            problem(f"query index entry {short(key)} has no source record")
+        elif found != expected:
+            problem(f"query index entry {short(key)}: stored (height {found[1]}, value "
+                    f"{short(found[2])}), derived (height {expected[1]}, value "
+                    f"{short(expected[2])})")
+
+
 def audit_store(store: VersionedStoreBase,
                 progress: Callable[[int, int], None] | None = None) -> list[str]:
     """Return every problem found in ``store`` (empty list: sound). Never raises for damaged
@@ -314,6 +345,7 @@ def audit_store(store: VersionedStoreBase,
     try:
         auditor.check_versions(progress)
         auditor.check_latest()
+        auditor.check_indexes()
         store._audit_storage(auditor.problem)
         total = (store.latest_height - store.first_height + 1) if store.first_height else 0
         if progress is not None:

@@ -8,11 +8,11 @@ history; nothing survives the process.
 from __future__ import annotations
 
 from bisect import bisect_left, insort
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from citychain.store.errors import StoreCorruptionError
 from citychain.store.tree import Node
-from citychain.store.versioned import CommitBatch, VersionedStoreBase, VersionRow
+from citychain.store.versioned import CommitBatch, IndexRow, VersionedStoreBase, VersionRow
 
 
 class MemoryStore(VersionedStoreBase):
@@ -26,6 +26,9 @@ class MemoryStore(VersionedStoreBase):
         self._changes: dict[int, dict[bytes, bytes | None]] = {}
         self._versions: dict[int, VersionRow] = {}
         self._meta_history: list[tuple[int, str, bytes]] = []
+        self._index: dict[bytes, tuple[int, bytes]] = {}  # query index: key -> (height, value)
+        self._index_keys: list[bytes] = []  # sorted keys of _index
+        self._stored_signatures: tuple[str, ...] = ()
 
     # ------------------------------------------------------------------ primitives
     def _load_node(self, node_id: int) -> Node:
@@ -107,6 +110,26 @@ class MemoryStore(VersionedStoreBase):
         self._changes[row.height] = dict(batch.changes)
         self._versions[row.height] = row
         self._meta_history.extend((row.height, name, value) for name, value in batch.meta)
+        if batch.index_removed:
+            for key in batch.index_removed:
+                self._index.pop(key, None)
+            self._index_keys = sorted(self._index)
+        self._put_index((key, row.height, value) for key, value in batch.index_entries)
+
+    def _put_index(self, rows: Iterable[IndexRow]) -> None:
+        index = self._index
+        added: list[bytes] = []
+        for key, height, value in rows:
+            if key not in index:
+                added.append(key)
+            index[key] = (height, value)
+        keys = self._index_keys
+        if len(added) <= 64:
+            for key in added:
+                insort(keys, key)
+        else:
+            keys.extend(added)
+            keys.sort()
 
     def _update_keys(self, added: list[bytes], removed: list[bytes]) -> None:
         keys = self._keys
@@ -139,6 +162,42 @@ class MemoryStore(VersionedStoreBase):
         for height in sorted(self._changes):
             if height not in self._versions:
                 problem(f"change rows at height {height}: no such version")
+
+    def _load_index_signatures(self) -> tuple[str, ...]:
+        return self._stored_signatures
+
+    def _replace_index(self, signatures: tuple[str, ...], rows: Iterator[IndexRow]) -> int:
+        listed = list(rows)  # derive everything before changing anything
+        self._index = {}
+        self._index_keys = []
+        self._put_index(listed)
+        self._stored_signatures = signatures
+        return len(self._index)
+
+    def _index_get(self, key: bytes, height: int) -> bytes | None:
+        found = self._index.get(key)
+        return found[1] if found is not None and found[0] <= height else None
+
+    def _index_scan(self, start: bytes, end: bytes | None, height: int,
+                    limit: int) -> list[tuple[bytes, bytes]]:
+        keys = self._index_keys
+        index = self._index
+        out: list[tuple[bytes, bytes]] = []
+        for position in range(bisect_left(keys, start), len(keys)):
+            key = keys[position]
+            if end is not None and key >= end:
+                break
+            entry_height, value = index[key]
+            if entry_height <= height:
+                out.append((key, value))
+                if len(out) == limit:
+                    break
+        return out
+
+    def _index_rows(self) -> Iterator[IndexRow]:
+        for key in self._index_keys:
+            height, value = self._index[key]
+            yield key, height, value
 
     def _close_storage(self) -> None:
         pass

@@ -30,7 +30,7 @@ from operator import itemgetter
 from citychain.store.cache import BoundedCache
 from citychain.store.errors import StaleWorkingSetError, StoreCorruptionError, StoreFormatError
 from citychain.store.tree import CHUNK_NODES, RECORD_SIZE, Node, decode_record, encode_chunks
-from citychain.store.versioned import CommitBatch, VersionedStoreBase, VersionRow
+from citychain.store.versioned import CommitBatch, IndexRow, VersionedStoreBase, VersionRow
 
 SCHEMA_VERSION = 1
 
@@ -45,6 +45,24 @@ _SCHEMA = (
     "CREATE TABLE meta (height INTEGER NOT NULL, name TEXT NOT NULL, value BLOB NOT NULL, "
     "PRIMARY KEY (height, name)) WITHOUT ROWID",
 )
+
+# Query indexes (node-local, outside the tree; see citychain.core.query_index). Added to format
+# 1 without a version bump: a database written before them gets the tables on open, and the
+# application's attach_indexes rebuilds the entries.
+_INDEX_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS query_index (key BLOB PRIMARY KEY, height INTEGER NOT NULL, "
+    "value BLOB NOT NULL) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS query_index_info (position INTEGER PRIMARY KEY, "
+    "signature TEXT NOT NULL)",
+)
+_INDEX_UPSERT = ("INSERT INTO query_index (key, height, value) VALUES (?, ?, ?) "
+                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value, "
+                 "height = excluded.height")
+_INDEX_GET = "SELECT value FROM query_index WHERE key = ? AND height <= ?"
+_INDEX_SCAN = ("SELECT key, value FROM query_index WHERE key >= ? AND height <= ? "
+               "ORDER BY key LIMIT ?")
+_INDEX_SCAN_TO = ("SELECT key, value FROM query_index WHERE key >= ? AND key < ? "
+                  "AND height <= ? ORDER BY key LIMIT ?")
 
 _GET = "SELECT value FROM state WHERE key = ?"
 _SCAN = "SELECT key, value FROM state WHERE key >= ? ORDER BY key LIMIT ?"
@@ -236,6 +254,15 @@ class SqliteStore(VersionedStoreBase):
             raise StoreFormatError(f"{self.path} is not a citychain state database of format "
                                    f"{SCHEMA_VERSION} (user_version {version})",
                                    required=SCHEMA_VERSION, available=version)
+        if not {"query_index", "query_index_info"} <= tables:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in _INDEX_SCHEMA:
+                    conn.execute(statement)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
 
     # ------------------------------------------------------------------ primitives
     def _load_node(self, node_id: int) -> Node:
@@ -377,6 +404,12 @@ class SqliteStore(VersionedStoreBase):
             if batch.meta:
                 conn.executemany("INSERT INTO meta (height, name, value) VALUES (?, ?, ?)",
                                  [(height, name, value) for name, value in batch.meta])
+            if batch.index_removed:
+                conn.executemany("DELETE FROM query_index WHERE key = ?",
+                                 [(key,) for key in batch.index_removed])
+            if batch.index_entries:
+                conn.executemany(_INDEX_UPSERT, [(key, height, value)
+                                                 for key, value in batch.index_entries])
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
@@ -436,6 +469,40 @@ class SqliteStore(VersionedStoreBase):
             for offset in range(0, row.node_count, CHUNK_NODES):
                 count = min(CHUNK_NODES, row.node_count - offset)
                 yield first + offset // CHUNK_NODES, count * RECORD_SIZE, row.height
+
+    def _load_index_signatures(self) -> tuple[str, ...]:
+        return tuple(row[0] for row in self._conn.execute(
+            "SELECT signature FROM query_index_info ORDER BY position"))
+
+    def _replace_index(self, signatures: tuple[str, ...], rows: Iterator[IndexRow]) -> int:
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute("DELETE FROM query_index")
+            conn.execute("DELETE FROM query_index_info")
+            conn.executemany(_INDEX_UPSERT, rows)
+            conn.executemany("INSERT INTO query_index_info (position, signature) VALUES (?, ?)",
+                             list(enumerate(signatures)))
+            count: int = conn.execute("SELECT COUNT(*) FROM query_index").fetchone()[0]
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return count
+
+    def _index_get(self, key: bytes, height: int) -> bytes | None:
+        row = self._conn.execute(_INDEX_GET, (key, height)).fetchone()
+        return row[0] if row is not None else None
+
+    def _index_scan(self, start: bytes, end: bytes | None, height: int,
+                    limit: int) -> list[tuple[bytes, bytes]]:
+        if end is None:
+            return self._conn.execute(_INDEX_SCAN, (start, height, limit)).fetchall()
+        return self._conn.execute(_INDEX_SCAN_TO, (start, end, height, limit)).fetchall()
+
+    def _index_rows(self) -> Iterator[IndexRow]:
+        yield from self._conn.execute("SELECT key, height, value FROM query_index ORDER BY key")
 
     def _close_storage(self) -> None:
         if self._checkpointer is not None:

@@ -19,7 +19,8 @@ from hashlib import sha256 as _sha256
 
 from citychain.core.errors import HeightNotAvailableError
 from citychain.core.merkle import EMPTY_ROOT, Proof
-from citychain.core.state import ReadView, WorkingSet
+from citychain.core.query_index import QueryIndex, check_indexes, derive_entries
+from citychain.core.state import ReadView, WorkingSet, prefix_end
 from citychain.store.errors import (
     CommitHeightError,
     StaleWorkingSetError,
@@ -53,6 +54,11 @@ class CommitBatch:
     nodes: list[Node]  # new tree nodes, contiguous ids from version.first_node
     meta: list[tuple[str, bytes]]  # metadata entries whose value changed, sorted by name
     replaced: list[int]  # ids of nodes of the previous tree this version no longer holds
+    index_entries: list[tuple[bytes, bytes]]  # query index entries to store, by key
+    index_removed: list[bytes]  # query index entries of rewritten or deleted source records
+
+
+IndexRow = tuple[bytes, int, bytes]  # query index entry: key, height it appeared at, value
 
 
 def compute_meta_digest(meta: dict[str, bytes]) -> bytes:
@@ -98,6 +104,30 @@ class HeightView:
         return self._store._iterate_at(start, end, self.height)
 
 
+class IndexHeightView:
+    """A read-only view of the query index entries that existed at one committed height."""
+
+    __slots__ = ("_store", "height")
+
+    def __init__(self, store: VersionedStoreBase, height: int) -> None:
+        self._store = store
+        self.height = height
+
+    def get(self, key: bytes) -> bytes | None:
+        with self._store._lock:
+            return self._store._index_get(key, self.height)
+
+    def iterate(self, start: bytes, end: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
+        lower = start
+        while True:
+            with self._store._lock:
+                rows = self._store._index_scan(lower, end, self.height, SCAN_BATCH)
+            yield from rows
+            if len(rows) < SCAN_BATCH:
+                return
+            lower = rows[-1][0] + b"\x00"
+
+
 class VersionedStoreBase(ABC):
     """Working sets, commits, versioned reads, proofs and audit over a storage backend."""
 
@@ -108,6 +138,8 @@ class VersionedStoreBase(ABC):
         self._next_node_id = FIRST_NODE_ID
         self._meta: dict[str, bytes] = {}
         self._closed = False
+        self._indexes: tuple[QueryIndex, ...] = ()
+        self._index_signatures: tuple[str, ...] = ()  # of the entries stored (loaded on open)
 
     # ================================================================== storage primitives
     @abstractmethod
@@ -175,9 +207,33 @@ class VersionedStoreBase(ABC):
     def _close_storage(self) -> None:
         """Release the storage."""
 
+    @abstractmethod
+    def _load_index_signatures(self) -> tuple[str, ...]:
+        """Return the signatures of the query indexes whose entries are stored."""
+
+    @abstractmethod
+    def _replace_index(self, signatures: tuple[str, ...], rows: Iterator[IndexRow]) -> int:
+        """Atomically drop every query index entry, store ``rows`` (a key given twice keeps
+        the last) and ``signatures``; return the number of entries stored."""
+
+    @abstractmethod
+    def _index_get(self, key: bytes, height: int) -> bytes | None:
+        """Return the index entry ``key`` if it appeared at or below ``height``."""
+
+    @abstractmethod
+    def _index_scan(self, start: bytes, end: bytes | None, height: int,
+                    limit: int) -> list[tuple[bytes, bytes]]:
+        """Return up to ``limit`` index entries in [start, end) that appeared at or below
+        ``height``, ascending."""
+
+    @abstractmethod
+    def _index_rows(self) -> Iterator[IndexRow]:
+        """Yield every stored index entry by key."""
+
     # ================================================================== loading
     def _load_state(self) -> None:
         """Initialise the in-memory summary from storage (on open)."""
+        self._index_signatures = self._load_index_signatures()
         heights = self._height_range()
         if heights is None:
             return
@@ -248,6 +304,11 @@ class VersionedStoreBase(ABC):
         computed = working.computed()  # outside the lock: it only reads immutable nodes
         with self._lock:
             self._check_open()
+            if self._index_signatures != self._signatures():
+                # Entries built by definitions not attached now would go stale: forget them
+                # first, so the next attach_indexes rebuilds them.
+                self._replace_index((), iter(()))
+                self._index_signatures = ()
             latest = self.latest_height
             if working.base_height != latest:
                 raise StaleWorkingSetError(
@@ -271,8 +332,10 @@ class VersionedStoreBase(ABC):
             root = computed.root
             row = VersionRow(height, computed.root_hash, root[1] if root is not None else 0,
                              working.first_node_id, len(nodes), compute_meta_digest(new_meta))
-            batch = CommitBatch(row, computed.effective_changes(), nodes, changed_meta,
-                                computed.update.replaced)
+            changes = computed.effective_changes()
+            entries, removed = self._index_writes(changes)
+            batch = CommitBatch(row, changes, nodes, changed_meta, computed.update.replaced,
+                                entries, removed)
             self._persist(batch)
             self._latest = row
             if not self._first_height:
@@ -292,6 +355,123 @@ class VersionedStoreBase(ABC):
         with self._lock:
             self._check_open()
             return HeightView(self, self._resolve_height(height))
+
+    # ================================================================== query indexes
+    @property
+    def indexes(self) -> tuple[QueryIndex, ...]:
+        """The query indexes every commit writes (see :meth:`attach_indexes`)."""
+        return self._indexes
+
+    def attach_indexes(self, indexes: tuple[QueryIndex, ...],
+                       progress: Callable[[int, int], None] | None = None, *,
+                       rebuild: bool = False) -> int | None:
+        """Write ``indexes``' entries at every commit from now on, and query them at any
+        retained height with :meth:`index_reader`.
+
+        A source record's entries are those derived from its current value, each at the
+        height of the record's latest write (for write-once records: the height it appeared).
+        If the stored entries were built by other definitions (or none: a new index, a store
+        written before it existed, commits made without it), or ``rebuild`` is set, they are
+        rebuilt from the latest state in one transaction.
+        ``progress(done, total)`` counts source records during a rebuild. Returns the number of
+        entries rebuilt, or None when the stored ones were kept.
+
+        Raises:
+            ValueError: names repeat or prefixes overlap (see ``check_indexes``).
+            StoreClosedError: the store was closed.
+        """
+        indexes = tuple(indexes)
+        check_indexes(indexes)
+        with self._lock:
+            self._check_open()
+            self._indexes = indexes
+            signatures = self._signatures()
+            if signatures == self._index_signatures and not rebuild:
+                return None
+            total = sum(self._count_prefix(index.source) for index in indexes)
+            rows = self._derive_all(indexes, total, progress)
+            count = self._replace_index(signatures, rows)
+            self._index_signatures = signatures
+            return count
+
+    def index_reader(self, height: int | None = None) -> ReadView:
+        """Return a read-only view of the query index entries at ``height`` (None: latest).
+
+        Raises:
+            HeightNotAvailableError: ``height`` is not retained.
+            StoreClosedError: the store was closed.
+        """
+        with self._lock:
+            self._check_open()
+            return IndexHeightView(self, self._resolve_height(height))
+
+    def index_entries(self) -> list[IndexRow]:
+        """Return every stored query index entry as (key, height, value), by key (for audits
+        that compare two stores)."""
+        with self._lock:
+            self._check_open()
+            return list(self._index_rows())
+
+    def derived_index_entries(self) -> list[IndexRow]:
+        """Return the entries the attached indexes derive from the latest state, by key: what
+        :meth:`index_entries` holds when the index is sound."""
+        with self._lock:
+            self._check_open()
+            rows = {row[0]: row for row in self._derive_all(self._indexes, 0, None)}
+            return [rows[key] for key in sorted(rows)]
+
+    def _index_writes(self, changes: list[tuple[bytes, bytes | None]],
+                      ) -> tuple[list[tuple[bytes, bytes]], list[bytes]]:
+        """Return the index entries a block's writes store and those it removes: a source
+        record's entries are always those derived from its current value (so a rewritten or
+        deleted record drops the entries of its old value, as a rebuild would)."""
+        indexes = self._indexes
+        if not indexes:
+            return [], []
+        sources = tuple(index.source for index in indexes)
+        written = [change for change in changes if change[0].startswith(sources)]
+        if not written:
+            return [], []
+        entries = derive_entries(indexes, written)
+        old = derive_entries(indexes, [(key, self._get_latest(key)) for key, _ in written])
+        kept = {key for key, _ in entries}
+        return entries, [key for key, _ in old if key not in kept]
+
+    def _signatures(self) -> tuple[str, ...]:
+        return tuple(index.signature() for index in self._indexes)
+
+    def _count_prefix(self, prefix: bytes) -> int:
+        count = 0
+        for _ in self._iterate_latest(prefix, prefix_end(prefix)):
+            count += 1
+        return count
+
+    def _iterate_latest(self, start: bytes, end: bytes | None) -> Iterator[tuple[bytes, bytes]]:
+        lower = start
+        while True:
+            rows = self._scan_latest(lower, end, SCAN_BATCH)
+            yield from rows
+            if len(rows) < SCAN_BATCH:
+                return
+            lower = rows[-1][0] + b"\x00"
+
+    def _derive_all(self, indexes: tuple[QueryIndex, ...], total: int,
+                    progress: Callable[[int, int], None] | None) -> Iterator[IndexRow]:
+        """Yield the entries ``indexes`` derive from the latest state, each at the height its
+        source record's tree leaf was written (the record's commit height)."""
+        root = self._root_node(self.latest_height)
+        done = 0
+        for index in indexes:
+            for key, value in self._iterate_latest(index.source, prefix_end(index.source)):
+                _, leaf = walk(root, int.from_bytes(_sha256(key).digest(), "big"),
+                               self._load_node)
+                if leaf is None:
+                    raise StoreCorruptionError(f"key {key.hex()} has a value but no tree leaf")
+                for entry_key, entry_value in derive_entries((index,), [(key, value)]):
+                    yield entry_key, leaf[3], entry_value
+                done += 1
+                if progress is not None and (done % 1024 == 0 or done == total):
+                    progress(done, total)
 
     def root_at(self, height: int) -> bytes:
         """Return the root committed at ``height``.

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+
+from citychain.core.query_index import IndexedView, QueryIndex, derive_entries
+from citychain.core.state import prefix_end
 
 _DELETED = None
 
@@ -50,3 +53,12 @@ class DictState:
     def snapshot(self) -> dict[bytes, bytes]:
         """Return every live key/value, sorted (for assertions)."""
         return dict(self.iterate(b""))
+
+
+def query_view(state: DictState, indexes: Sequence[QueryIndex]) -> IndexedView:
+    """``state`` as a query sees it on a node: ``indexes``' entries derived from its records,
+    served under their prefixes (see core.query_index)."""
+    records = [row for index in indexes
+               for row in state.iterate(index.source, prefix_end(index.source))]
+    entries = DictState(dict(derive_entries(indexes, records)))
+    return IndexedView(state, entries, [index.prefix for index in indexes])

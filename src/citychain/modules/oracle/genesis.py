@@ -127,7 +127,8 @@ def init_genesis(view: StateView, block_ctx: BlockContext, section: Any) -> None
     for address in sorted(devices):
         state.set_device(view, devices[address])
     for batch_id in sorted(anchors):
-        state.set_anchor(view, anchors[batch_id][0])
+        state.set_anchor(view, anchors[batch_id][0],
+                         device_keys=bool(params.device_anchor_keys_in_state))
     for feed_id in sorted(feeds):
         state.set_feed(view, feeds[feed_id])
     for feed_id in sorted(values):

@@ -182,7 +182,8 @@ def handle_anchor_batch(view: StateView, ctx: TxContext, msg: MsgAnchorBatch) ->
         batch_id=batch_id, merkle_root=msg.merkle_root, devices=addresses,
         first_reading_ms=msg.first_reading_ms, last_reading_ms=msg.last_reading_ms,
         reading_count=msg.reading_count, previous_batch_id=msg.previous_batch_id,
-        operator=operator, submitter=ctx.sender, height=ctx.height, time_ns=ctx.time_ns))
+        operator=operator, submitter=ctx.sender, height=ctx.height, time_ns=ctx.time_ns),
+        device_keys=bool(params.device_anchor_keys_in_state))
     ctx.emit(events.batch_anchored(batch_id, msg.merkle_root, identity.did_of(operator),
                                    identity.did_of(ctx.sender), len(addresses),
                                    msg.first_reading_ms, msg.last_reading_ms,

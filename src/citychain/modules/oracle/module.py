@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from citychain.core.module import Module, QueryParam
-from citychain.modules.oracle import events, genesis, handlers, queries
+from citychain.modules.oracle import events, genesis, handlers, queries, state
 from citychain.modules.oracle.messages import (
     MsgAnchorBatch,
     MsgDeclareFeed,
@@ -83,4 +83,5 @@ MODULE = Module(
     event_types=events.EVENT_TYPES,
     init_genesis=genesis.init_genesis,
     export_genesis=genesis.export_genesis,
+    query_indexes=(state.DEVICE_ANCHOR_INDEX,),
 )

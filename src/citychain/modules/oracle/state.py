@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from functools import lru_cache
 
 from citychain.core import codec
+from citychain.core.query_index import QueryIndex
 from citychain.core.state import ReadView, StateView, iterate_prefix, prefix_end
 from citychain.modules.oracle import keys
 from citychain.modules.oracle.params import DEFAULT_PARAMS, Params
@@ -85,13 +86,33 @@ def get_batch_id_by_root(view: ReadView, merkle_root: bytes) -> bytes | None:
     return value
 
 
-def set_anchor(view: StateView, anchor: Anchor) -> None:
-    """Store the anchor, its root index entry and one (device, first reading) entry per device."""
-    view.set(keys.anchor_key(anchor.batch_id), anchor.to_bytes())
+def set_anchor(view: StateView, anchor: Anchor, *, device_keys: bool) -> None:
+    """Store the anchor and its root index entry; with ``device_keys`` (the params' rule
+    ``device_anchor_keys_in_state``) also one (device, first reading) key per device, which
+    otherwise live only in the node's query index (``DEVICE_ANCHOR_INDEX``)."""
+    data = anchor.to_bytes()
+    view.set(keys.anchor_key(anchor.batch_id), data)
     view.set(keys.root_key(anchor.merkle_root), codec.encode(anchor.batch_id))
+    if device_keys:
+        for key, value in _device_anchor_entries(anchor):
+            view.set(key, value)
+
+
+def _device_anchor_entries(anchor: Anchor) -> list[tuple[bytes, bytes]]:
     last = encode_uint(anchor.last_reading_ms)
-    for device in anchor.devices:
-        view.set(keys.device_anchor_key(device, anchor.first_reading_ms, anchor.batch_id), last)
+    return [(keys.device_anchor_key(device, anchor.first_reading_ms, anchor.batch_id), last)
+            for device in anchor.devices]
+
+
+def _derive_device_anchors(key: bytes, data: bytes) -> list[tuple[bytes, bytes]]:
+    return _device_anchor_entries(Anchor.from_bytes(key[len(keys.ANCHOR_PREFIX):], data))
+
+
+DEVICE_ANCHOR_INDEX = QueryIndex(
+    name="oracle.device_anchors", version=1, source=keys.ANCHOR_PREFIX,
+    prefix=keys.DEVICE_ANCHOR_PREFIX, derive=_derive_device_anchors)
+"""The batches listing each device: ``04 05 | device | first_reading_ms | batch_id`` ->
+``last_reading_ms``, derived from every anchor record (read by ``iter_device_anchors``)."""
 
 
 def iter_anchors(view: ReadView) -> Iterator[Anchor]:
@@ -103,7 +124,9 @@ def iter_anchors(view: ReadView) -> Iterator[Anchor]:
 def iter_device_anchors(view: ReadView, device: str, first_from_ms: int,
                         first_to_ms: int) -> Iterator[tuple[int, bytes, int]]:
     """Yield (first_reading_ms, batch_id, last_reading_ms) of the batches listing ``device``
-    whose first reading lies in [first_from_ms, first_to_ms], in (first reading, id) order."""
+    whose first reading lies in [first_from_ms, first_to_ms], in (first reading, id) order.
+
+    Reads ``DEVICE_ANCHOR_INDEX``: ``view`` is a query's view (see core.query_index)."""
     prefix = keys.device_anchors_prefix(device)
     start = keys.device_anchor_key(device, first_from_ms, b"")
     end = prefix_end(keys.device_anchor_key(device, first_to_ms, b""))

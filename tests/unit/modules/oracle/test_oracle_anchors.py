@@ -23,7 +23,7 @@ from citychain.core.errors import InvalidMessageError
 from citychain.core.events import Event
 from citychain.modules.identity.messages import MsgRevokeRole
 from citychain.modules.identity.module import MODULE as IDENTITY
-from citychain.modules.oracle import api, state
+from citychain.modules.oracle import api, keys, state
 from citychain.modules.oracle.errors import (
     AnchorNotAllowedError,
     BatchDeviceLimitExceededError,
@@ -38,8 +38,9 @@ from citychain.modules.oracle.errors import (
     TimestampInFutureError,
 )
 from citychain.modules.oracle.messages import MsgDecommissionDevice
+from citychain.modules.oracle.module import MODULE
 from citychain.modules.oracle.params import Params
-from citychain.testing.state import DictState
+from citychain.testing.state import DictState, query_view
 
 
 @pytest.fixture
@@ -61,14 +62,30 @@ def test_anchor_batch_stores_record_indexes_and_emits(view: DictState) -> None:
     assert anchor.operator == anchor.submitter == K.operator.address
     assert (anchor.height, anchor.time_ns) == (HEIGHT, BLOCK.time_ns)
     assert state.get_batch_id_by_root(view, b"\x11" * 32) == batch_id
+    assert list(view.iterate(keys.DEVICE_ANCHOR_PREFIX, b"\x04\x06")) == []  # not in state
+    queried = query_view(view, MODULE.query_indexes)
     for device in (K.sensor_a, K.sensor_b):
-        assert list(state.iter_device_anchors(view, device.address, 0, NOW_MS)) == [
+        assert list(state.iter_device_anchors(queried, device.address, 0, NOW_MS)) == [
             (NOW_MS - 60_000, batch_id, NOW_MS - 1_000)]
     assert events == [Event.of(
         "batch_anchored", batch_id=batch_id.hex(), merkle_root=("11" * 32),
         operator=did(K.operator), submitter=did(K.operator), device_count=2,
         first_reading_ms=NOW_MS - 60_000, last_reading_ms=NOW_MS - 1_000, reading_count=25,
         previous_batch_id="")]
+
+
+def test_chains_that_keep_device_keys_in_state_still_write_them() -> None:
+    view = make_view({"device_anchor_keys_in_state": 1})
+    msg = anchor_msg((K.sensor_a, K.sensor_b), count=25)
+    run(view, K.operator, msg)
+    batch_id = batch_id_of(msg)
+    stored = [key for key, _ in view.iterate(keys.DEVICE_ANCHOR_PREFIX, b"\x04\x06")]
+    assert stored == sorted(keys.device_anchor_key(device.address, NOW_MS - 60_000, batch_id)
+                            for device in (K.sensor_a, K.sensor_b))
+    # the index derives the same entries, so a query answers alike on both kinds of chain
+    queried = query_view(view, MODULE.query_indexes)
+    assert list(queried.iterate(keys.DEVICE_ANCHOR_PREFIX, b"\x04\x06")) == list(
+        view.iterate(keys.DEVICE_ANCHOR_PREFIX, b"\x04\x06"))
 
 
 def test_gateway_anchors_for_its_owner(view: DictState) -> None:

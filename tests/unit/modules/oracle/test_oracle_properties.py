@@ -11,7 +11,9 @@ from oracle_world import NOW_MS, K, batch_id_of, did, make_view, run
 
 from citychain.core import codec
 from citychain.core.errors import ChainError
+from citychain.core.state import prefix_end
 from citychain.modules.oracle import api, state
+from citychain.modules.oracle.keys import DEVICE_ANCHOR_PREFIX
 from citychain.modules.oracle.messages import (
     MsgAnchorBatch,
     MsgDeclareFeed,
@@ -29,6 +31,7 @@ from citychain.modules.oracle.types import (
     Stream,
     parse_stream_spec,
 )
+from citychain.testing.state import query_view
 
 SENSORS = (K.sensor_a, K.sensor_b, K.gateway)
 SPAN = Params().max_batch_span_ms
@@ -109,10 +112,13 @@ def batches(draw: st.DrawFn) -> MsgAnchorBatch:
 @settings(max_examples=60, deadline=None)
 @given(msgs=st.lists(batches(), max_size=12),
        probes=st.lists(st.integers(NOW_MS - HORIZON - SPAN, NOW_MS + SPAN), min_size=1,
-                       max_size=8))
+                       max_size=8),
+       keys_in_state=st.sampled_from([0, 1]))
 def test_any_valid_batches_are_stored_and_indexed_consistently(msgs: list[MsgAnchorBatch],
-                                                               probes: list[int]) -> None:
-    view = make_view({"max_timestamp_skew_ms": SPAN})
+                                                               probes: list[int],
+                                                               keys_in_state: int) -> None:
+    view = make_view({"max_timestamp_skew_ms": SPAN,
+                      "device_anchor_keys_in_state": keys_in_state})
     anchored: dict[bytes, MsgAnchorBatch] = {}
     for msg in msgs:
         duplicate = any(msg.merkle_root == other.merkle_root for other in anchored.values())
@@ -128,14 +134,18 @@ def test_any_valid_batches_are_stored_and_indexed_consistently(msgs: list[MsgAnc
         stored = api.get_anchor(view, batch_id)
         assert stored is not None and stored.merkle_root == msg.merkle_root
         assert state.get_batch_id_by_root(view, msg.merkle_root) == batch_id
+    in_state = list(view.iterate(DEVICE_ANCHOR_PREFIX, prefix_end(DEVICE_ANCHOR_PREFIX)))
+    assert len(in_state) == (keys_in_state and sum(len(m.devices) for m in anchored.values()))
+    queried = query_view(view, MODULE.query_indexes)
     for sensor in SENSORS:
         for probe in probes:
             expected = sorted((m.first_reading_ms, batch_id.hex())
                               for batch_id, m in anchored.items()
                               if did(sensor) in m.devices
                               and m.first_reading_ms <= probe <= m.last_reading_ms)
-            answer = MODULE.queries["anchors_by_device"](view, {"did": did(sensor),
-                                                               "from_ms": probe, "limit": 500})
+            answer = MODULE.queries["anchors_by_device"](queried, {"did": did(sensor),
+                                                                  "from_ms": probe,
+                                                                  "limit": 500})
             assert [(a["first_reading_ms"], a["batch_id"]) for a in answer["anchors"]] == expected
 
 

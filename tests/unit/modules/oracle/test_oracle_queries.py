@@ -13,7 +13,7 @@ from citychain.core.errors import InvalidQueryError
 from citychain.modules.oracle.messages import MsgDeclareFeed, MsgPublishFeedValue
 from citychain.modules.oracle.module import MODULE
 from citychain.modules.oracle.params import Params
-from citychain.testing.state import DictState
+from citychain.testing.state import DictState, query_view
 
 
 @pytest.fixture
@@ -43,6 +43,9 @@ class GetOnly:
 
 
 def ask(view: Any, name: str, **params: Any) -> Any:
+    """Run a query as a node does: over the state with the module's query index beside it."""
+    if isinstance(view, DictState):
+        view = query_view(view, MODULE.query_indexes)
     return MODULE.queries[name](view, params)
 
 
