@@ -42,8 +42,32 @@ Every phase prints the CPU per reading (from /proc) of the broker, the publisher
 or gateway, and the node. ``--profile-gateway`` runs the gateway's ingest thread under cProfile
 (timed by the thread's CPU clock) and prints its top functions.
 
-Figures now (the session that added ``citychain.iot.mqtt_receive``; python 3.11.7, Go publisher,
-0.2 s blocks, raw subscriber 16,100-24,600 readings/s over these runs; cpu in us per reading):
+Figures now (the session that moved the oracle's (device, batch) entries into the node's query
+index, docs/adr/0011-query-index.md; python 3.11.7, Go publisher, 0.2 s blocks, raw subscriber
+18,600-26,900 readings/s over these runs; cpu in us per reading):
+
+    100 devices                 stored/s        anchored/s      gateway   node
+    50,000 readings, 3 runs   11,703-14,851   10,404-13,594    45-59     6-7
+    150,000 readings, 2 runs  12,885-13,121   12,339-12,340    50-51     6
+    10,000 devices
+    50,000 readings, 3 runs    9,709-9,992     8,598-8,907     67-70    28-30
+    150,000 readings, 2 runs   9,046-9,178     8,737-8,807     73-75    30-31
+
+    ratio gateway/raw stored: 0.51-0.78 at 100 devices, 0.36-0.51 at 10,000 devices
+    verifier process 49-59 us per reading at both sizes
+
+**The bar (>= 10,000 readings/s stored and anchored) is met at 100 devices** in every run. **At
+10,000 devices it is still missed**, now narrowly (9,000-10,000 stored, 8,600-8,900 anchored; the
+session before: 7,100-8,900 and 6,300-7,700). The node's CPU per reading there fell from 61-86 us
+to 28-31 and no longer grows with the anchors stored: an anchor of n devices writes 2 state keys
+instead of n + 2, and the n entries go to the query index (~5 us each to derive and insert, in
+process: 17.6-18.6 us per listed device in all, from 38-50). What remains at 10,000 devices is
+per-listed-device work on both sides (a batch of 1,000 readings lists ~1,000 devices): the node
+reads and checks each device's record and role (~13 us), and the gateway's ingest and anchor
+threads cost ~22 us more per reading than at 100 devices, spread over device lookups at sealing,
+progress upserts and dict lookups over 10,000 devices (no single item stands out in cProfile).
+
+The session before (the one that added ``citychain.iot.mqtt_receive``; raw 16,100-24,600):
 
     100 devices                 stored/s        anchored/s      gateway  (ingest)  verifier  node
     50,000 readings, 5 runs   10,971-13,150    9,768-11,569    51-62    (47-51)   55-59    9-11
@@ -52,18 +76,9 @@ Figures now (the session that added ``citychain.iot.mqtt_receive``; python 3.11.
     50,000 readings, 5 runs    7,940-8,907     6,779-7,746     72-81    (63-66)   59-61   61-71
     150,000 readings, 3 runs   7,060-7,913     6,267-7,427     76-83    (65-66)   55-58   70-86
 
-    ratio gateway/raw stored: 0.57-0.71 at 100 devices, 0.33-0.46 at 10,000 devices
-
-**The bar (>= 10,000 readings/s stored and anchored) is met at 100 devices**: stored in every
-run; anchored in every 150,000-reading run and in 2 of 5 50,000-reading runs, where the last
-partial batch's wait (``--batch-seconds`` 0.5) and its block take ~0.5 s of a ~4.5 s run. It is
-**not met at 10,000 devices** (6,300-7,700 anchored per s): there the node's anchors cost 61-86 us
-per reading (a batch of 1,000 readings lists ~1,000 devices). Measured in process on the same
-state (10,000 devices, blocks of ten 1,000-device anchors): 38-50 us per listed device, 12-13 with
-the (device, batch) index entry not written, so ~75% of it is that entry in the authenticated
-tree; its cost also grows with the entries already stored (node 70-86 us in the 150,000-reading
-runs). Moving that index out of the authenticated state into a query index (DESIGN.md's "query
-index"; the anchor record keeps the device list, provable) is the next step for this size.
+There the node's anchors cost 61-86 us per reading at 10,000 devices; measured in process, 38-50
+us per listed device, 12-13 with the (device, batch) entry not written: ~75% of it was that
+entry's insert into the authenticated tree, and it grew with the entries already stored.
 
 What changed the gateway (same session, 100 devices): paho's per-packet reading replaced by a
 one-pass parser of the PUBLISH packets in the 64 KiB read buffer (gateway 83 -> 54 us per reading;

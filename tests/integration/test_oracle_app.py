@@ -9,11 +9,16 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from citychain.app.application import Application
 from citychain.app.types import TxResult
 from citychain.client.verify import ProvenView, verify_reads
 from citychain.core import codec
 from citychain.core.errors import NotProvableError, RoleRequiredError
+from citychain.core.module import Module
+from citychain.core.query_index import QueryIndex
+from citychain.modules.identity.api import ACCOUNT_KEEPER
 from citychain.modules.identity.messages import MsgSuspendIdentity
+from citychain.modules.identity.module import MODULE as IDENTITY
 from citychain.modules.oracle.errors import DeviceNotActiveError
 from citychain.modules.oracle.keys import DEVICE_ANCHOR_PREFIX
 from citychain.modules.oracle.messages import (
@@ -24,6 +29,7 @@ from citychain.modules.oracle.messages import (
 )
 from citychain.modules.oracle.module import MODULE
 from citychain.modules.oracle.types import compute_batch_id
+from citychain.store import MemoryStore
 from citychain.testing.chain import (
     GENESIS_TIME_NS,
     Cast,
@@ -200,3 +206,17 @@ def test_a_state_database_without_its_index_is_rebuilt_on_open(tmp_path: Path) -
         assert len(_covering(reopened, cast.devices[2].did)) == 2
     finally:
         reopened.app.store.close()
+
+
+def test_a_provable_query_may_not_read_a_query_index() -> None:
+    peek = Module(name="peek", handlers={}, queries={"entry": lambda view, params:
+                                                       view.get(b"\x99\x01a")},
+                  provable_queries=frozenset({"entry"}),
+                  query_indexes=(QueryIndex("peek.index", 1, b"\x99\x00", b"\x99\x01",
+                                            lambda key, value: [(b"\x99\x01" + value, b"")]),))
+    app = Application(MemoryStore(), [IDENTITY, peek], ACCOUNT_KEEPER)
+    assert app.query("/peek/entry", b"", 0, False).ok
+    refused = app.query("/peek/entry", b"", 0, True)
+    assert (refused.codespace, refused.code) == (NotProvableError.codespace,
+                                                 NotProvableError.code)
+    assert "query index" in refused.log

@@ -29,6 +29,7 @@ from typer.testing import CliRunner, Result
 
 from citychain.cli.main import app
 from citychain.client.rpc import NodeClient
+from citychain.core import codec
 from citychain.core.crypto import PrivateKey
 from citychain.core.messages import Msg
 from citychain.core.tx import build_tx
@@ -309,3 +310,21 @@ class _Unanchored:
                module: str = "oracle") -> tuple[Any, int]:
         value, height = self.inner.proven(name, params, module)
         return (None if name == "anchor" else value), height
+
+
+def test_every_node_answers_anchors_by_device_alike_from_its_own_query_index(
+        net: IotNet) -> None:
+    """The (device, batch) pairs are outside the app hash, so consensus does not compare them:
+    each node derives them from the anchor records, and all four must give the same answer."""
+    params = {"did": SENSOR.did, "from_ms": net.window[0], "to_ms": net.window[1]}
+    height = min(int(net.rpc(i, "status")["sync_info"]["latest_block_height"])
+                 for i in range(len(net.clients)))
+    answers = []
+    for node in range(len(net.clients)):
+        response = net.rpc(node, "abci_query", path="/oracle/anchors_by_device",
+                           data=codec.encode(params).hex(), height=str(height))["response"]
+        assert int(response.get("code", 0)) == 0, response
+        assert int(response["height"]) == height
+        answers.append(codec.decode(base64.b64decode(response["value"])))
+    assert len(answers[0]["anchors"]) == 1
+    assert all(answer == answers[0] for answer in answers)
