@@ -123,22 +123,11 @@ class MemoryStore(VersionedStoreBase):
             if key not in index:
                 added.append(key)
             index[key] = (height, value)
-        keys = self._index_keys
-        if len(added) <= 64:
-            for key in added:
-                insort(keys, key)
-        else:
-            keys.extend(added)
-            keys.sort()
+        _insert_sorted(self._index_keys, added)
 
     def _update_keys(self, added: list[bytes], removed: list[bytes]) -> None:
         keys = self._keys
-        if len(added) <= 64:
-            for key in added:
-                insort(keys, key)
-        else:
-            keys.extend(added)
-            keys.sort()
+        _insert_sorted(keys, added)
         if len(removed) <= 64:
             for key in removed:
                 del keys[bisect_left(keys, key)]
@@ -201,3 +190,13 @@ class MemoryStore(VersionedStoreBase):
 
     def _close_storage(self) -> None:
         pass
+
+
+def _insert_sorted(keys: list[bytes], added: list[bytes]) -> None:
+    """Insert ``added`` (keys not in ``keys``) into the sorted list ``keys``."""
+    if len(added) <= 64:
+        for key in added:
+            insort(keys, key)
+    else:
+        keys.extend(added)
+        keys.sort()

@@ -50,3 +50,15 @@ def close_all(stores: list[VersionedStoreBase]) -> None:
 def walk_history(store: VersionedStoreBase) -> Iterator[tuple[int, dict[bytes, bytes]]]:
     for height in range(store.first_height, store.latest_height + 1):
         yield height, snapshot(store, height)
+
+
+def commit_writes(store: VersionedStoreBase, height: int,
+                  writes: dict[bytes, bytes | None]) -> bytes:
+    """Commit ``writes`` (None deletes) as ``height``; return the new root."""
+    working = store.begin()
+    for key, value in writes.items():
+        if value is None:
+            working.delete(key)
+        else:
+            working.set(key, value)
+    return store.commit(working, height)

@@ -8,7 +8,15 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from store_helpers import both_stores, close_all, expected_range, keys, snapshot, values
+from store_helpers import (
+    both_stores,
+    close_all,
+    commit_writes,
+    expected_range,
+    keys,
+    snapshot,
+    values,
+)
 
 from citychain.core.errors import HeightNotAvailableError
 from citychain.core.merkle import compute_root_from_items
@@ -30,17 +38,6 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[VersionedS
                                   else SqliteStore(tmp_path / "state.db"))
     yield opened
     opened.close()
-
-
-def commit_writes(store: VersionedStoreBase, height: int,
-                  writes: dict[bytes, bytes | None]) -> bytes:
-    working = store.begin()
-    for key, value in writes.items():
-        if value is None:
-            working.delete(key)
-        else:
-            working.set(key, value)
-    return store.commit(working, height)
 
 
 # ---------------------------------------------------------------- historical reads

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from store_helpers import both_stores, close_all
+from store_helpers import both_stores, close_all, commit_writes
 
 from citychain.core.query_index import QueryIndex
 from citychain.store import MemoryStore, SqliteStore
@@ -31,16 +31,8 @@ TAGS = (QueryIndex("tags", 1, b"s", b"t", _tags),)
 TAGS_V2 = (QueryIndex("tags", 2, b"s", b"t", _tags),)
 
 
-def commit(store: VersionedStoreBase, writes: dict[bytes, bytes | None]) -> int:
-    working = store.begin()
-    for key, value in writes.items():
-        if value is None:
-            working.delete(key)
-        else:
-            working.set(key, value)
-    height = store.latest_height + 1
-    store.commit(working, height)
-    return height
+def commit(store: VersionedStoreBase, writes: dict[bytes, bytes | None]) -> None:
+    commit_writes(store, store.latest_height + 1, writes)
 
 
 HISTORY: list[dict[bytes, bytes | None]] = [
