@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from store_helpers import ALPHABET, both_stores, close_all, keys, values
+from store_helpers import ALPHABET, both_stores, close_all, commit_writes, keys, values
 
 from citychain.core import codec
 from citychain.core.merkle import EMPTY_ROOT, Proof, compute_root_from_items, verify_proof
@@ -30,13 +30,7 @@ def test_proofs_at_every_height_are_sound(history: list[dict[bytes, bytes | None
                     state[key] = value
             states.append(dict(state))
             for store in stores:
-                working = store.begin()
-                for key, value in writes.items():
-                    if value is None:
-                        working.delete(key)
-                    else:
-                        working.set(key, value)
-                store.commit(working, height)
+                commit_writes(store, height, writes)
         for height, expected in enumerate(states, start=1):
             root = compute_root_from_items(expected)
             proofs = []
