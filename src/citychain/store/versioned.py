@@ -441,19 +441,7 @@ class VersionedStoreBase(ABC):
         return tuple(index.signature() for index in self._indexes)
 
     def _count_prefix(self, prefix: bytes) -> int:
-        count = 0
-        for _ in self._iterate_latest(prefix, prefix_end(prefix)):
-            count += 1
-        return count
-
-    def _iterate_latest(self, start: bytes, end: bytes | None) -> Iterator[tuple[bytes, bytes]]:
-        lower = start
-        while True:
-            rows = self._scan_latest(lower, end, SCAN_BATCH)
-            yield from rows
-            if len(rows) < SCAN_BATCH:
-                return
-            lower = rows[-1][0] + b"\x00"
+        return sum(1 for _ in self._iterate_at(prefix, prefix_end(prefix), self.latest_height))
 
     def _derive_all(self, indexes: tuple[QueryIndex, ...], total: int,
                     progress: Callable[[int, int], None] | None) -> Iterator[IndexRow]:
@@ -462,7 +450,8 @@ class VersionedStoreBase(ABC):
         root = self._root_node(self.latest_height)
         done = 0
         for index in indexes:
-            for key, value in self._iterate_latest(index.source, prefix_end(index.source)):
+            for key, value in self._iterate_at(index.source, prefix_end(index.source),
+                                               self.latest_height):
                 _, leaf = walk(root, int.from_bytes(_sha256(key).digest(), "big"),
                                self._load_node)
                 if leaf is None:
