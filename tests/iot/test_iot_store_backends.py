@@ -128,8 +128,8 @@ def test_seal_anchor_and_unseal_from(store: ReadingStore) -> None:
     dropped = store.get_reading(chunk[6].reading_id)
     assert dropped is not None and dropped.status == DROPPED
 
-    store.record_send(first[0].batch_id)
-    store.record_send(first[0].batch_id)
+    store.record_sends([first[0].batch_id])
+    store.record_sends([first[0].batch_id])
     store.mark_anchored(first[0].batch_id, 12, "AB" * 32)
     anchored = store.get_batch(first[0].batch_id)
     assert anchored is not None
@@ -209,7 +209,7 @@ def test_read_only_store_reads_and_refuses_writes(store: ReadingStore,
         with pytest.raises(WRITE_REFUSED):
             reader.commit_readings([(more[0], T0)], {KEY_A.did: (3, more[0].ts_ms)}, {})
         with pytest.raises(WRITE_REFUSED):
-            reader.record_send(bytes(32))
+            reader.record_sends([bytes(32)])
         with pytest.raises(WRITE_REFUSED):
             reader.seal([], dropped=[1])
     finally:

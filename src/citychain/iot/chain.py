@@ -162,8 +162,10 @@ class ChainLink:
         return value
 
     def anchor_by_root(self, merkle_root: bytes) -> dict[str, Any] | None:
-        value: dict[str, Any] | None = self.query("/oracle/anchor",
-                                                  {"merkle_root": merkle_root.hex()})
+        """The anchor of ``merkle_root`` without its device list (the gateway needs its
+        height), or None."""
+        value: dict[str, Any] | None = self.query(
+            "/oracle/anchor", {"merkle_root": merkle_root.hex(), "devices": 0})
         return value
 
     def committed_sequence(self) -> int:

@@ -660,22 +660,21 @@ class Gateway:
     def _anchor_window(self, window: list[Batch]) -> int:
         """Send ``window``'s anchors at once and wait for them; return how many, from the
         first, the chain now holds (each is marked anchored)."""
-        for batch in window:
-            self.store.record_send(batch.batch_id)
+        self.store.record_sends([batch.batch_id for batch in window])
         hashes = self.chain.send_anchors([_anchor_message(batch) for batch in window])
-        anchored = 0
+        anchored: list[tuple[bytes, int, str]] = []
         for batch, tx_hash in zip(window, hashes, strict=False):
             existing = self.chain.anchor_by_root(batch.merkle_root)
             if existing is None:
                 break
-            self.store.mark_anchored(batch.batch_id, int(existing["height"]), tx_hash)
-            anchored += 1
-        return anchored
+            anchored.append((batch.batch_id, int(existing["height"]), tx_hash))
+        self.store.mark_all_anchored(anchored)
+        return len(anchored)
 
     def _anchor_alone(self, batch: Batch) -> bool:
         """Anchor ``batch`` in a tx of its own and wait for its block; on a refusal re-seal
         from it and return False."""
-        self.store.record_send(batch.batch_id)
+        self.store.record_sends([batch.batch_id])
         try:
             height, tx_hash = self.chain.send_anchor(_anchor_message(batch))
         except AnchorRefusedError as exc:

@@ -310,8 +310,8 @@ class NodeDirectory:
         found = self._anchors.get(batch_id)
         if found is not None:
             return found
-        value: dict[str, Any] | None = self._query("/oracle/anchor",
-                                                   {"batch_id": batch_id.hex()})
+        value: dict[str, Any] | None = self._query(
+            "/oracle/anchor", {"batch_id": batch_id.hex(), "devices": 0})  # receipts only
         if value is not None:
             self._anchors[batch_id] = value
         return value

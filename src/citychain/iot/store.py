@@ -479,13 +479,22 @@ class ReadingStore:
             "FROM batches WHERE id = ?", (batch_id,)).fetchone()
         return None if row is None else _batch(row)
 
-    def record_send(self, batch_id: bytes) -> None:
-        """Count one broadcast of the batch's anchor (written before the tx leaves)."""
-        self._db.execute("UPDATE batches SET sends = sends + 1 WHERE id = ?", (batch_id,))
+    def record_sends(self, batch_ids: Sequence[bytes]) -> None:
+        """Count one broadcast of each batch's anchor (written before the txs leave), in one
+        transaction."""
+        with self._transaction() as db:
+            db.executemany("UPDATE batches SET sends = sends + 1 WHERE id = ?",
+                           [(batch_id,) for batch_id in batch_ids])
 
     def mark_anchored(self, batch_id: bytes, height: int, tx_hash: str) -> None:
-        self._db.execute("UPDATE batches SET status = ?, height = ?, tx_hash = ?, error = '' "
-                         "WHERE id = ?", (ANCHORED, height, tx_hash, batch_id))
+        self.mark_all_anchored([(batch_id, height, tx_hash)])
+
+    def mark_all_anchored(self, anchored: Sequence[tuple[bytes, int, str]]) -> None:
+        """Record batches as anchored: (batch id, height, tx hash) each, in one transaction."""
+        with self._transaction() as db:
+            db.executemany("UPDATE batches SET status = ?, height = ?, tx_hash = ?, error = '' "
+                           "WHERE id = ?", [(ANCHORED, height, tx_hash, batch_id)
+                                            for batch_id, height, tx_hash in anchored])
 
     def unseal_from(self, batch_id: bytes, *, unanchorable: bool) -> int:
         """The chain refused batch ``batch_id``: delete it and every later batch (none of them

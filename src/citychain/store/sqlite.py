@@ -408,8 +408,10 @@ class SqliteStore(VersionedStoreBase):
                 conn.executemany("DELETE FROM query_index WHERE key = ?",
                                  [(key,) for key in batch.index_removed])
             if batch.index_entries:
+                # in key order: a block's entries (one anchor's thousand devices, say) are
+                # scattered over the table, and sorted inserts touch each B-tree page once
                 conn.executemany(_INDEX_UPSERT, [(key, height, value)
-                                                 for key, value in batch.index_entries])
+                                                 for key, value in sorted(batch.index_entries)])
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:

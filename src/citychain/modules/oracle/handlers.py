@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from citychain.core.context import TxContext
+from citychain.core.crypto import address_from_did
 from citychain.core.errors import InvalidMessageError
 from citychain.core.state import ReadView, StateView
 from citychain.modules.identity import api as identity
@@ -258,7 +259,7 @@ def handle_publish_feed_value(view: StateView, ctx: TxContext, msg: MsgPublishFe
 
 
 def _did_address(did: str, field: str) -> str:
-    address = identity.address_of(did) if did.startswith("did:") else None
+    address = address_from_did(did)
     if address is None:
         raise InvalidMessageError(f"{field} must be a did:city DID, got {did!r}", field=field)
     return address

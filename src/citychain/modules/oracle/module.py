@@ -61,7 +61,9 @@ MODULE = Module(
         "anchor": (QueryParam("batch_id", str, description="the batch id (64 hex)",
                               example=_EXAMPLE_HASH),
                    QueryParam("merkle_root", str, description="the batch's Merkle root "
-                              "(64 hex), instead of batch_id", example=_EXAMPLE_HASH)),
+                              "(64 hex), instead of batch_id", example=_EXAMPLE_HASH),
+                   QueryParam("devices", int, description="1 (default): list the device "
+                              "DIDs; 0: leave them out (device_count stays)", example=1)),
         "anchors_by_device": (
             ADDRESS, DID,
             QueryParam("from_ms", int, required=True,

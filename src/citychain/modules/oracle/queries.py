@@ -97,12 +97,15 @@ def _owner_devices_page(view: ReadView, params: dict[str, Any],
 
 
 def query_anchor(view: ReadView, params: dict[str, Any]) -> dict[str, Any] | None:
-    """Params: ``batch_id`` or ``merkle_root`` (64 hex). Returns the anchored batch, or None.
+    """Params: ``batch_id`` or ``merkle_root`` (64 hex); ``devices`` 1 (default) to list the
+    batch's device DIDs, 0 to leave them out (a gateway confirming its anchors needs only the
+    height, and a batch lists up to 1,000 devices). Returns the anchored batch, or None.
 
     Raises:
         InvalidQueryError: naming the parameter that is missing, unknown or malformed.
     """
-    check_query_params(params, required=(), optional=("batch_id", "merkle_root"))
+    check_query_params(params, required=(), optional=("batch_id", "devices", "merkle_root"))
+    with_devices = _int_param(params, "devices", 1, 0, 1)
     if ("batch_id" in params) == ("merkle_root" in params):
         raise InvalidQueryError("give exactly one of 'batch_id' or 'merkle_root'",
                                 field="batch_id")
@@ -113,7 +116,9 @@ def query_anchor(view: ReadView, params: dict[str, Any]) -> dict[str, Any] | Non
     if batch_id is None:
         return None
     anchor = state.get_anchor(view, batch_id)
-    return None if anchor is None else anchor_value(anchor)
+    if anchor is None:
+        return None
+    return anchor_value(anchor, with_devices=bool(with_devices))
 
 
 def query_anchors_by_device(view: ReadView, params: dict[str, Any]) -> dict[str, Any]:
@@ -245,12 +250,13 @@ def device_value(view: ReadView, device: Device) -> dict[str, Any]:
     }
 
 
-def anchor_value(anchor: Anchor) -> dict[str, Any]:
-    """Return an anchor as plain data (DIDs and hex)."""
-    return {
+def anchor_value(anchor: Anchor, *, with_devices: bool = True) -> dict[str, Any]:
+    """Return an anchor as plain data (DIDs and hex); without the device list unless
+    ``with_devices`` (``device_count`` is always there)."""
+    value = {
         "batch_id": anchor.batch_id.hex(),
         "merkle_root": anchor.merkle_root.hex(),
-        "devices": [identity.did_of(address) for address in anchor.devices],
+        "device_count": len(anchor.devices),
         "first_reading_ms": anchor.first_reading_ms,
         "last_reading_ms": anchor.last_reading_ms,
         "reading_count": anchor.reading_count,
@@ -260,6 +266,9 @@ def anchor_value(anchor: Anchor) -> dict[str, Any]:
         "height": anchor.height,
         "time_ns": anchor.time_ns,
     }
+    if with_devices:
+        value["devices"] = [identity.did_of(address) for address in anchor.devices]
+    return value
 
 
 def feed_declaration_value(feed: Feed) -> dict[str, Any]:

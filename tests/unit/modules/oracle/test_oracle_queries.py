@@ -93,6 +93,15 @@ def test_anchor_by_id_or_root(busy: DictState) -> None:
     assert ask(busy, "anchor", merkle_root="00" * 32) is None
 
 
+def test_anchor_without_its_device_list(busy: DictState) -> None:
+    full = ask(busy, "anchor", batch_id=IDS[0])
+    assert full["device_count"] == len(full["devices"]) == 2
+    short = ask(GetOnly(busy), "anchor", merkle_root="01" * 32, devices=0)
+    assert "devices" not in short
+    assert short == {key: value for key, value in full.items() if key != "devices"}
+    assert ask(busy, "anchor", batch_id=IDS[0], devices=1) == full
+
+
 def test_anchors_by_device_at_a_time(busy: DictState) -> None:
     middle = NOW_MS - 2 * 1_200_000 + 10
     answer = ask(busy, "anchors_by_device", did=did(K.sensor_a), from_ms=middle)
@@ -154,6 +163,8 @@ def test_params_answer(view: DictState) -> None:
     ("anchor", {}, "batch_id"),
     ("anchor", {"batch_id": "AB" * 32}, "batch_id"),
     ("anchor", {"merkle_root": "ab"}, "merkle_root"),
+    ("anchor", {"merkle_root": "ab" * 32, "devices": 2}, "devices"),
+    ("anchor", {"merkle_root": "ab" * 32, "devices": "0"}, "devices"),
     ("anchors_by_device", {"did": "did:city:" + "ab" * 20}, "from_ms"),
     ("anchors_by_device", {"did": "did:city:" + "ab" * 20, "from_ms": 5, "to_ms": 4}, "to_ms"),
     ("anchors_by_device", {"did": "did:city:" + "ab" * 20, "from_ms": 5, "start_after": "x"},
