@@ -1,10 +1,12 @@
 """The gateway's fast paths for a reading equal the general ones: its signing bytes and id
-(written field by field) equal the codec's encoding, and its JSON parse reads exactly what
-``json.loads`` reads, refusing the same payloads for the same reasons."""
+(written field by field) equal the codec's encoding, its JSON parse reads exactly what
+``json.loads`` reads, refusing the same payloads for the same reasons, and the regular
+expression for payloads in the devices' own form reads what the general path reads."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given
@@ -15,11 +17,15 @@ from citychain.core.crypto import domain_bytes
 from citychain.core.errors import DecodeError
 from citychain.core.hashing import sha256
 from citychain.iot.reading import (
+    _WIRE_FORM,
     BAD_SCHEMA,
     MALFORMED_JSON,
+    MAX_SEQ,
+    MAX_VALUE,
     READING_DOMAIN,
     Reading,
     ReadingRejectedError,
+    _parse_general,
     parse_reading,
 )
 
@@ -121,3 +127,37 @@ def test_the_json_fast_path_reads_what_json_loads_reads(data: bytes) -> None:
         assert again.value.reason == BAD_SCHEMA
         return
     assert expected == {**reading.unsigned_value(), "sig": reading.sig.hex()}
+
+
+def _outcome(parse: Callable[[], Reading]) -> Reading | str:
+    try:
+        return parse()
+    except ReadingRejectedError as exc:
+        return exc.reason
+
+
+WIRE_INTEGERS = st.one_of(INTEGERS, st.sampled_from([MAX_SEQ + 1, -MAX_VALUE - 1, 10**19,
+                                                    -(10**19)]))
+
+
+@given(seq=WIRE_INTEGERS, ts_ms=WIRE_INTEGERS, value=WIRE_INTEGERS,
+       device=st.sampled_from([DEVICE, DEVICE.upper(), DEVICE + "0", "did:city:" + "g" * 40]),
+       stream=st.sampled_from(["pm25", "a", "A" + "b" * 31, "A" + "b" * 32, "1pm", "p-m"]),
+       sig=st.sampled_from([SIG, SIG.upper(), SIG[:-2], SIG + "00"]),
+       topic=st.sampled_from([None, f"city/{DEVICE}/pm25", f"city/{DEVICE}/no2", "city"]),
+       cut=st.integers(min_value=0, max_value=400), insert=st.sampled_from(["", " ", "0", "-"]))
+def test_the_wire_form_path_reads_what_the_general_path_reads(
+        seq: int, ts_ms: int, value: int, device: str, stream: str, sig: str,
+        topic: str | None, cut: int, insert: str) -> None:
+    text = json.dumps({"device": device, "stream": stream, "seq": seq, "ts_ms": ts_ms,
+                       "value": value, "sig": sig}, sort_keys=True, separators=(",", ":"))
+    data = (text[:cut] + insert + text[cut:]).encode()
+    assert _outcome(lambda: parse_reading(data, topic)) == \
+        _outcome(lambda: _parse_general(data, topic))
+
+
+def test_a_device_s_own_payload_takes_the_wire_form_path() -> None:
+    reading = Reading(DEVICE, "pm25", 7, 1_700_000_000_000, -42, bytes.fromhex(SIG))
+    data = reading.to_json().encode()
+    assert _WIRE_FORM.fullmatch(data) is not None
+    assert parse_reading(data, reading.topic) == reading == _parse_general(data, reading.topic)

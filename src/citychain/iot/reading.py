@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import re
+from binascii import unhexlify
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -194,12 +195,36 @@ def sign_reading(key: PrivateKey, chain_id: str, stream: str, seq: int, ts_ms: i
     return Reading(did, stream, seq, ts_ms, value, sig)
 
 
+# The payload as Reading.to_json writes it (keys sorted, no spaces, no escapes), field by field
+# as parse_reading's checks accept it, up to the integer ranges: what devices usually send.
+_WIRE_FORM = re.compile(
+    rb'\{"device":"(did:city:[0-9a-f]{40})","seq":(0|[1-9][0-9]{0,18}),"sig":"([0-9a-f]{128})",'
+    rb'"stream":"([A-Za-z][A-Za-z0-9_.]{0,31})","ts_ms":(0|[1-9][0-9]{0,18}),'
+    rb'"value":(-?(?:0|[1-9][0-9]{0,18}))\}')
+
+
 def parse_reading(payload: bytes, topic: str | None = None) -> Reading:
     """Parse a wire payload (stateless checks only: size, JSON, field names and types, topic).
+
+    A payload in :meth:`Reading.to_json`'s exact form is read by one regular expression (the
+    same reading JSON decoding gives, a few microseconds sooner); any other goes through the
+    JSON decoder and the checks one by one, which also name what is wrong.
 
     Raises:
         ReadingRejectedError: ``oversized``, ``malformed_json`` or ``bad_schema``.
     """
+    match = _WIRE_FORM.fullmatch(payload)
+    if match is not None:
+        device, seq, sig, stream, ts_ms, value = match.groups()
+        seq_, ts_ms_, value_ = int(seq), int(ts_ms), int(value)
+        if seq_ <= MAX_SEQ and ts_ms_ <= MAX_SEQ and -MAX_VALUE <= value_ <= MAX_VALUE:
+            did, name = device.decode(), stream.decode()
+            if topic is None or topic == f"{TOPIC_PREFIX}/{did}/{name}":
+                return Reading(did, name, seq_, ts_ms_, value_, unhexlify(sig))
+    return _parse_general(payload, topic)
+
+
+def _parse_general(payload: bytes, topic: str | None) -> Reading:
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise ReadingRejectedError(OVERSIZED, f"{len(payload)} bytes > {MAX_PAYLOAD_BYTES}")
     value = _load_json(payload)
