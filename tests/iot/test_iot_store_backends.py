@@ -8,6 +8,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import psycopg
@@ -17,6 +18,7 @@ from typer.testing import CliRunner
 
 from citychain.cli.main import app as cli_app
 from citychain.core.crypto import PrivateKey
+from citychain.iot import store as store_module
 from citychain.iot.reading import Reading, sign_reading
 from citychain.iot.store import (
     ACCEPTED,
@@ -105,6 +107,62 @@ def test_invalid_duplicate_reading_rolls_back_the_whole_commit(store: ReadingSto
     assert store.rejection_counts() == {}
     store.commit_readings([(first[1], T0)], {KEY_A.did: (2, first[1].ts_ms)}, {})  # usable
     assert store.pending_summary() == (2, T0)
+
+
+def written_progress(store: ReadingStore) -> dict[str, tuple[int, int]]:
+    """The rows of device_progress only (what was written at the last mark)."""
+    rows = store._db.execute("SELECT device, last_seq, last_ts_ms FROM device_progress")
+    return {device: (int(seq), int(ts)) for device, seq, ts in rows}
+
+
+def test_progress_is_written_every_so_many_readings_and_read_back_from_them(
+        store_location: Path | str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(store_module, "PROGRESS_EVERY", 5)
+    a, b = readings(KEY_A, 8), readings(KEY_B, 3)
+    expected: dict[str, tuple[int, int]] = {}
+    store = open_reading_store(store_location)
+    try:
+        for chunk in ([a[0], b[0]], [a[1], a[2]], [b[1], a[3]], [a[4]], [b[2], a[5]]):
+            touched = {r.device: (r.seq, r.ts_ms) for r in chunk}
+            store.commit_readings([(r, T0) for r in chunk], touched, {})
+            expected.update(touched)
+            assert store.device_progress() == expected
+            with closing(open_reading_store(store_location, read_only=True)) as reader:
+                assert reader.device_progress() == expected
+        # written with the third chunk (6 readings), not since: the later ones are read back
+        assert written_progress(store) == {KEY_A.did: (4, a[3].ts_ms), KEY_B.did: (2, b[1].ts_ms)}
+    finally:
+        store.close()
+    with closing(open_reading_store(store_location)) as reopened:  # what a restarted gateway reads
+        assert reopened.device_progress() == expected
+        with pytest.raises(DUPLICATE):  # a failed commit keeps the progress not yet written
+            reopened.commit_readings([(a[6], T0), (a[5], T0)], {KEY_A.did: (7, a[6].ts_ms)}, {})
+        reopened.commit_readings([(a[6], T0)], {KEY_A.did: (7, a[6].ts_ms)}, {})
+        expected[KEY_A.did] = (7, a[6].ts_ms)
+        assert reopened.device_progress() == expected
+        assert written_progress(reopened) == {KEY_A.did: (4, a[3].ts_ms),
+                                              KEY_B.did: (2, b[1].ts_ms)}
+        # the next write also covers what was stored after the last one before the restart
+        # (b's third reading): a mark past it must not leave it out
+        reopened.commit_readings([(a[7], T0)], {KEY_A.did: (8, a[7].ts_ms)}, {})
+        expected[KEY_A.did] = (8, a[7].ts_ms)
+        assert written_progress(reopened) == reopened.device_progress() == expected
+
+
+def test_a_store_from_before_the_progress_mark_keeps_its_progress(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    with closing(open_reading_store(path)) as store:
+        first = readings(KEY_A, 3)
+        store.commit_readings([(r, T0) for r in first], {KEY_A.did: (3, first[-1].ts_ms)}, {})
+        store._write_progress(store._db, {KEY_A.did: (3, first[-1].ts_ms)})  # as it was
+    with sqlite3.connect(path) as db:
+        db.execute("DROP TABLE progress_mark")
+    with closing(open_reading_store(path, read_only=True)) as reader:  # e.g. an NGSI-LD server
+        assert reader.device_progress() == {KEY_A.did: (3, first[-1].ts_ms)}
+    # opened for writing, the mark starts after every stored reading
+    with closing(open_reading_store(path)) as upgraded:
+        assert upgraded._db.execute("SELECT n FROM progress_mark").fetchone() == (3,)
+        assert upgraded.device_progress() == {KEY_A.did: (3, first[-1].ts_ms)}
 
 
 def test_seal_anchor_and_unseal_from(store: ReadingStore) -> None:

@@ -79,8 +79,17 @@ CREATE TABLE IF NOT EXISTS rejections (
     reason TEXT PRIMARY KEY,
     count {integer} NOT NULL
 );
+CREATE TABLE IF NOT EXISTS progress_mark (
+    id {integer} PRIMARY KEY,
+    n {integer} NOT NULL
+);
+INSERT INTO progress_mark (id, n) SELECT 0, (SELECT COALESCE(MAX(n), 0) FROM readings)
+    WHERE NOT EXISTS (SELECT 1 FROM progress_mark);
 """
-TABLES = ("readings", "device_progress", "batches", "rejections")
+TABLES = ("readings", "device_progress", "batches", "rejections", "progress_mark")
+PROGRESS_EVERY = 20_000
+"""Readings between two writes of the devices' progress: the progress of the readings after
+the last write (row number ``progress_mark.n``) is read back from them on open."""
 
 
 @dataclass(frozen=True)
@@ -198,6 +207,8 @@ class _Backend(Protocol):
 
     def check_present(self, db: _Connection) -> None: ...
 
+    def has_table(self, db: _Connection, name: str) -> bool: ...
+
 
 class _SqliteBackend:
     dialect = SQLITE
@@ -226,6 +237,10 @@ class _SqliteBackend:
 
     def check_present(self, db: _Connection) -> None:
         return None  # the file exists (checked at open)
+
+    def has_table(self, db: _Connection, name: str) -> bool:
+        return db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+                          (name,)).fetchone() is not None
 
 
 class _PostgresBackend:
@@ -263,9 +278,12 @@ class _PostgresBackend:
         return _PostgresConnection(connection)
 
     def check_present(self, db: _Connection) -> None:
-        row = db.execute("SELECT to_regclass('readings') IS NOT NULL").fetchone()
-        if not row[0]:
+        if not self.has_table(db, "readings"):
             raise ReadingStoreError(f"no reading store at {self.location} (no readings table)")
+
+    def has_table(self, db: _Connection, name: str) -> bool:
+        row = db.execute("SELECT to_regclass(?) IS NOT NULL", (name,)).fetchone()
+        return bool(row[0])
 
 
 def _backend(location: Path | str, *, read_only: bool) -> _Backend:
@@ -323,6 +341,10 @@ class ReadingStore:
         with self._transaction(self._dialect.begin_schema) as db:
             for statement in self._dialect.schema():
                 db.execute(statement)
+        # the next progress write covers the readings stored after the last one, too
+        unsaved, count = self._progress_after_mark()
+        self._unsaved_progress.update(unsaved)
+        self._unsaved_readings = count
 
     def _open(self, backend: _Backend) -> None:
         self._backend = backend
@@ -332,6 +354,8 @@ class ReadingStore:
         self._local = threading.local()
         self._connections: list[_Connection] = []
         self._lock = threading.Lock()
+        self._unsaved_progress: dict[str, tuple[int, int]] = {}  # of the writing thread
+        self._unsaved_readings = 0
         self._db  # noqa: B018  (connect now: a bad URL fails here, not in a worker thread)
 
     @property
@@ -368,31 +392,72 @@ class ReadingStore:
         self._local = threading.local()
 
     # ------------------------------------------------------------------ ingest
-    def commit_readings(self, accepted: Iterable[tuple[Reading, int]],
+    def commit_readings(self, accepted: Sequence[tuple[Reading, int]],
                         progress: Mapping[str, tuple[int, int]],
                         rejected: Mapping[str, int]) -> None:
-        """Store accepted readings (with their receive time), the devices' new last seq and
-        timestamp, and rejection counts, in one transaction (durable when this returns)."""
+        """Store accepted readings (with their receive time) and rejection counts in one
+        transaction (durable when this returns). ``progress`` (each device's new last seq and
+        timestamp) is written every :data:`PROGRESS_EVERY` readings, with the row number it
+        covers: until then the readings themselves hold it (:meth:`device_progress`). At
+        10,000 devices a chunk of 500 readings names ~500 devices, and one progress write per
+        reading was ~3 us of the ~70 the gateway spends on it."""
+        unsaved = {**self._unsaved_progress, **progress}
+        due = self._unsaved_readings + len(accepted) >= PROGRESS_EVERY
         with self._transaction() as db:
             db.executemany(
                 "INSERT INTO readings (id, device, stream, seq, ts_ms, value, sig, received_ms)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 [(r.reading_id, r.device, r.stream, r.seq, r.ts_ms, r.value, r.sig, received)
                  for r, received in accepted])
-            db.executemany(
-                "INSERT INTO device_progress (device, last_seq, last_ts_ms) VALUES (?, ?, ?) "
-                "ON CONFLICT(device) DO UPDATE SET last_seq = excluded.last_seq, "
-                "last_ts_ms = excluded.last_ts_ms",
-                [(device, seq, ts) for device, (seq, ts) in sorted(progress.items())])
+            if due:
+                self._write_progress(db, unsaved)
             db.executemany(
                 "INSERT INTO rejections (reason, count) VALUES (?, ?) ON CONFLICT(reason) "
                 "DO UPDATE SET count = rejections.count + excluded.count",
                 sorted(rejected.items()))
+        # only once committed: a failed transaction leaves the unsaved progress as it was
+        if due:
+            self._unsaved_progress, self._unsaved_readings = {}, 0
+        else:
+            self._unsaved_progress = unsaved
+            self._unsaved_readings += len(accepted)
+
+    @staticmethod
+    def _write_progress(db: _Connection, progress: Mapping[str, tuple[int, int]]) -> None:
+        db.executemany(
+            "INSERT INTO device_progress (device, last_seq, last_ts_ms) VALUES (?, ?, ?) "
+            "ON CONFLICT(device) DO UPDATE SET last_seq = excluded.last_seq, "
+            "last_ts_ms = excluded.last_ts_ms",
+            [(device, seq, ts) for device, (seq, ts) in sorted(progress.items())])
+        db.execute("UPDATE progress_mark SET n = (SELECT COALESCE(MAX(n), 0) FROM readings) "
+                   "WHERE id = 0")
 
     def device_progress(self) -> dict[str, tuple[int, int]]:
-        """device DID -> (last seq, last ts_ms) of its last accepted reading."""
-        rows = self._db.execute("SELECT device, last_seq, last_ts_ms FROM device_progress")
-        return {device: (seq, ts) for device, seq, ts in rows}
+        """device DID -> (last seq, last ts_ms) of its last accepted reading: the progress
+        written last, then the readings stored after it (seq and ts_ms only grow, so their
+        maxima are the last reading's)."""
+        progress = {device: (seq, ts) for device, seq, ts in self._db.execute(
+            "SELECT device, last_seq, last_ts_ms FROM device_progress")}
+        for device, (seq, ts) in self._progress_after_mark()[0].items():
+            last_seq, last_ts = progress.get(device, (-1, -1))
+            progress[device] = (max(last_seq, seq), max(last_ts, ts))
+        return progress
+
+    def _progress_after_mark(self) -> tuple[dict[str, tuple[int, int]], int]:
+        """The progress of the readings stored after the last progress write, and how many
+        they are (none in a store from before the mark not yet opened for writing)."""
+        db = self._db
+        if not self._backend.has_table(db, "progress_mark"):
+            return {}, 0
+        (mark,) = db.execute("SELECT n FROM progress_mark WHERE id = 0").fetchone()
+        progress: dict[str, tuple[int, int]] = {}
+        count = 0
+        for device, seq, ts, readings in db.execute(
+                "SELECT device, MAX(seq), MAX(ts_ms), COUNT(*) FROM readings WHERE n > ? "
+                "GROUP BY device", (mark,)):
+            progress[str(device)] = (int(seq), int(ts))
+            count += int(readings)
+        return progress, count
 
     def has_reading(self, reading_id: bytes) -> bool:
         row = self._db.execute("SELECT 1 FROM readings WHERE id = ?", (reading_id,)).fetchone()
