@@ -42,9 +42,47 @@ Every phase prints the CPU per reading (from /proc) of the broker, the publisher
 or gateway, and the node. ``--profile-gateway`` runs the gateway's ingest thread under cProfile
 (timed by the thread's CPU clock) and prints its top functions.
 
-Figures now (the session that moved the oracle's (device, batch) entries into the node's query
-index, docs/adr/0011-query-index.md; python 3.11.7, Go publisher, 0.2 s blocks, raw subscriber
-18,600-26,900 readings/s over these runs; cpu in us per reading):
+Figures now (the session that trimmed per-reading costs on both sides; python 3.11.7, Go
+publisher, 0.2 s blocks, raw subscriber 18,000-26,700 readings/s over these runs; cpu in us per
+reading). This machine's speed drifted by ~25% within the session (the broker's own cost per
+reading went from 7.8 to 12.8 us between runs of the same code), so compare a run's gateway with
+the raw subscriber of the same run:
+
+    at the final commit          stored/s        anchored/s      gateway   node
+    100 devices, 50,000 readings   13,837          11,539          49        6
+    10,000 devices
+    50,000 readings, 2 runs     11,231-12,004    9,897-10,240     55-57    26
+    150,000 readings, 2 runs     8,818-9,928     8,522-9,580      64-72    28-32
+
+    before the last commit (progress written with every chunk), 10,000 devices, 50,000
+    readings, 3 runs: 9,049-9,564 stored, 8,087-8,415 anchored, gateway 68-75, node 29-32
+
+    ratio gateway/raw stored: 0.55-0.68 at 100 devices, 0.37-0.47 at 10,000 devices
+    in process (node, 10,000 devices, ten 1,000-device anchors per block): 14.5-15.3 us per
+    listed device, from 16.5-17.6
+
+**The bar (>= 10,000 readings/s stored and anchored) is met at 100 devices. At 10,000 devices
+it is met on 50,000-reading runs when the machine runs fast and still missed, narrowly, on
+150,000-reading runs** (8,800-9,900 stored). What changed this session:
+
+* the gateway reads a payload in the devices' own wire form with one regular expression
+  (``iot/reading.py``), writes each device's progress every 20,000 readings instead of with
+  every chunk (~3 us per reading at 10,000 devices, where a chunk names ~500 devices), records
+  anchor sends and confirmations a window at a time, and confirms anchors without their device
+  lists (``/oracle/anchor`` with ``devices`` 0);
+* the node inserts a block's query index entries in key order and parses each listed DID with
+  one regular expression.
+
+What remains, measured: the ``UNIQUE`` index on the reading id costs ~9 us per insert at 150,000
+stored readings against ~4.5 without it (random 32-byte keys: each chunk's commit rewrites about
+one index page per reading), which is why the 150,000-reading runs cost the gateway ~10 us more
+per reading than the 50,000-reading ones; the status index and the per-row status update at
+sealing ~3.5 us; parsing, the signing bytes and the id in Python ~10 us, which the Go verifier
+could compute from the payload; the Ed25519 check itself ~50 us (curve25519-voi with expanded
+keys; 60 us with Go's standard library on this CPU).
+
+The session before (the one that moved the oracle's (device, batch) entries into the node's
+query index, docs/adr/0011-query-index.md; raw subscriber 18,600-26,900):
 
     100 devices                 stored/s        anchored/s      gateway   node
     50,000 readings, 3 runs   11,703-14,851   10,404-13,594    45-59     6-7
@@ -53,19 +91,9 @@ index, docs/adr/0011-query-index.md; python 3.11.7, Go publisher, 0.2 s blocks, 
     50,000 readings, 3 runs    9,709-9,992     8,598-8,907     67-70    28-30
     150,000 readings, 2 runs   9,046-9,178     8,737-8,807     73-75    30-31
 
-    ratio gateway/raw stored: 0.51-0.78 at 100 devices, 0.36-0.51 at 10,000 devices
-    verifier process 49-59 us per reading at both sizes
-
-**The bar (>= 10,000 readings/s stored and anchored) is met at 100 devices** in every run. **At
-10,000 devices it is still missed**, now narrowly (9,000-10,000 stored, 8,600-8,900 anchored; the
-session before: 7,100-8,900 and 6,300-7,700). The node's CPU per reading there fell from 61-86 us
-to 28-31 and no longer grows with the anchors stored: an anchor of n devices writes 2 state keys
-instead of n + 2, and the n entries go to the query index (~5 us each to derive and insert, in
-process: 17.6-18.6 us per listed device in all, from 38-50). What remains at 10,000 devices is
-per-listed-device work on both sides (a batch of 1,000 readings lists ~1,000 devices): the node
-reads and checks each device's record and role (~13 us), and the gateway's ingest and anchor
-threads cost ~22 us more per reading than at 100 devices, spread over device lookups at sealing,
-progress upserts and dict lookups over 10,000 devices (no single item stands out in cProfile).
+There the node's CPU per reading at 10,000 devices had fallen from 61-86 us to 28-31 and no
+longer grew with the anchors stored: an anchor of n devices writes 2 state keys instead of
+n + 2, and the n entries go to the query index.
 
 The session before (the one that added ``citychain.iot.mqtt_receive``; raw 16,100-24,600):
 
