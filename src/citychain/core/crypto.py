@@ -15,8 +15,9 @@ SIGNATURE_SIZE = 64
 SEED_SIZE = 32
 ADDRESS_SIZE = 20
 DID_PREFIX = "did:city:"
-_ADDRESS_RE = re.compile(r"[0-9a-f]{40}")
-_DID_RE = re.compile(r"did:city:([0-9a-f]{40})")
+ADDRESS_PATTERN = "[0-9a-f]{40}"
+_ADDRESS_RE = re.compile(ADDRESS_PATTERN)
+_DID_RE = re.compile(re.escape(DID_PREFIX) + f"({ADDRESS_PATTERN})")
 
 
 def address_from_pubkey(pubkey: bytes) -> str:

@@ -21,7 +21,13 @@ from functools import lru_cache
 from typing import Any
 
 from citychain.core import codec
-from citychain.core.crypto import PrivateKey, address_from_did, domain_bytes
+from citychain.core.crypto import (
+    ADDRESS_PATTERN,
+    DID_PREFIX,
+    PrivateKey,
+    address_from_did,
+    domain_bytes,
+)
 from citychain.core.hashing import sha256
 
 READING_DOMAIN = "citychain/iot-reading/v1"
@@ -197,10 +203,11 @@ def sign_reading(key: PrivateKey, chain_id: str, stream: str, seq: int, ts_ms: i
 
 # The payload as Reading.to_json writes it (keys sorted, no spaces, no escapes), field by field
 # as parse_reading's checks accept it, up to the integer ranges: what devices usually send.
-_WIRE_FORM = re.compile(
-    rb'\{"device":"(did:city:[0-9a-f]{40})","seq":(0|[1-9][0-9]{0,18}),"sig":"([0-9a-f]{128})",'
-    rb'"stream":"([A-Za-z][A-Za-z0-9_.]{0,31})","ts_ms":(0|[1-9][0-9]{0,18}),'
-    rb'"value":(-?(?:0|[1-9][0-9]{0,18}))\}')
+_UINT = "0|[1-9][0-9]{0,18}"
+_WIRE_FORM = re.compile((
+    f'\\{{"device":"({re.escape(DID_PREFIX)}{ADDRESS_PATTERN})","seq":({_UINT}),'
+    f'"sig":"({_SIG_RE.pattern})","stream":"({_STREAM_RE.pattern})","ts_ms":({_UINT}),'
+    f'"value":(-?(?:{_UINT}))\\}}').encode())
 
 
 def parse_reading(payload: bytes, topic: str | None = None) -> Reading:
