@@ -82,6 +82,10 @@ Verdict = tuple[bytes, bool]
 """A signature checked ahead: the device key it was checked with, and whether it is valid."""
 
 
+SEAL_POLL_SECONDS = 0.1
+"""How often the seal thread looks at the pending readings when none were committed since."""
+
+
 def wall_clock_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -280,7 +284,8 @@ class Gateway:
         self.max_span_ms = int(params["max_batch_span_ms"])
         self.ready = threading.Event()
         self._stop = threading.Event()
-        self._seal_signal = threading.Event()
+        self._seal_signal = threading.Event()   # sealed: the anchor thread has work
+        self._ingested = threading.Event()      # committed: the seal thread may have work
         self._inbox: list[Delivery] = []
         self._threads: list[threading.Thread] = []
         self._verifier: SignatureVerifier | None = None
@@ -325,8 +330,8 @@ class Gateway:
                 self._verifier.close()
                 self._verifier = None
             raise
-        for target, name in ((self._ingest_loop, "iot-ingest"), (self._anchor_loop, "iot-anchor"),
-                             (self._follow_loop, "iot-follow")):
+        for target, name in ((self._ingest_loop, "iot-ingest"), (self._seal_loop, "iot-seal"),
+                             (self._anchor_loop, "iot-anchor"), (self._follow_loop, "iot-follow")):
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
             self._threads.append(thread)
@@ -334,6 +339,7 @@ class Gateway:
 
     def stop(self) -> None:
         self._stop.set()
+        self._ingested.set()
         self._seal_signal.set()
         for thread in self._threads:
             thread.join(timeout=30)
@@ -399,11 +405,6 @@ class Gateway:
                     staged = None
                     self._stop.wait(1.0)
                     continue
-                try:
-                    self.maybe_seal()
-                except (RpcError, OSError) as exc:
-                    log.warning("sealing paused, node unreachable: %s", exc)
-                    self._stop.wait(1.0)
                 if time.monotonic() - last_stats >= self.config.stats_seconds:
                     last_stats = time.monotonic()
                     log.info("%s", self.stats_line())
@@ -528,6 +529,8 @@ class Gateway:
             accepted.append((reading, now))
             touched[reading.device] = self.checker.progress[reading.device]
         self.store.commit_readings(accepted, touched, rejected)
+        if accepted:
+            self._ingested.set()
         self.mqtt.ack_all(messages)
         self._write_queued()
         with self._lock:
@@ -573,6 +576,25 @@ class Gateway:
         self._verifier = None
 
     # ------------------------------------------------------------------ batches
+    def _seal_loop(self) -> None:
+        """Seal whenever the ingest thread commits readings, and at least every
+        :data:`SEAL_POLL_SECONDS` (for ``batch_seconds``); beside the ingest thread, so that
+        reading, checking and committing a chunk do not wait for sealing (SQLite releases the
+        GIL while it works). An unreachable node pauses it; anything else stops it and is
+        recorded in ``errors``, as the other threads do."""
+        try:
+            while not self._stop.is_set():
+                self._ingested.wait(timeout=SEAL_POLL_SECONDS)
+                self._ingested.clear()
+                try:
+                    self.maybe_seal()
+                except (RpcError, OSError) as exc:
+                    log.warning("sealing paused, node unreachable: %s", exc)
+                    self._stop.wait(1.0)
+        except Exception as exc:  # logged and recorded: the thread ends here
+            self.errors.append(repr(exc))
+            log.exception("iot sealing stopped")
+
     def maybe_seal(self, force: bool = False) -> int:
         """Seal pending readings into batches when ``batch_readings`` wait or the oldest has
         waited ``batch_seconds`` (or ``force``); return the number of batches sealed."""

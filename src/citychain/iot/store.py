@@ -354,6 +354,9 @@ class ReadingStore:
         self._local = threading.local()
         self._connections: list[_Connection] = []
         self._lock = threading.Lock()
+        # This process's writers queue here rather than in SQLite's busy handler, which
+        # polls with sleeps of up to 100 ms (the ingest and seal threads write in turn).
+        self._write_lock = threading.Lock()
         self._unsaved_progress: dict[str, tuple[int, int]] = {}  # of the writing thread
         self._unsaved_readings = 0
         self._db  # noqa: B018  (connect now: a bad URL fails here, not in a worker thread)
@@ -374,15 +377,16 @@ class ReadingStore:
         rolled back when it raises."""
         db = self._db
         first, *rest = begin or self._dialect.begin_write
-        db.execute(first)
-        try:
-            for statement in rest:
-                db.execute(statement)
-            yield db
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
+        with self._write_lock:
+            db.execute(first)
+            try:
+                for statement in rest:
+                    db.execute(statement)
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
 
     def close(self) -> None:
         with self._lock:
