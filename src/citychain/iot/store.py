@@ -38,6 +38,8 @@ if TYPE_CHECKING:
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 CONNECT_TIMEOUT_SECONDS = 10
+SQLITE_CHECKPOINT_PAGES = 10_000   # WAL pages between automatic checkpoints (~40 MiB)
+SQLITE_CACHE_KIB = 65_536          # page cache of each writing connection
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS readings (
@@ -232,6 +234,12 @@ class _SqliteBackend:
             db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")
+            # The reading ids are random, so each chunk's commit rewrites about one page of
+            # their index per reading. A checkpoint every 10,000 WAL pages (SQLite's default:
+            # 1,000) copies a page rewritten by several commits once, and a 64 MiB page cache
+            # keeps the index in memory: ~15 -> ~12 us per insert with 150,000 stored.
+            db.execute(f"PRAGMA wal_autocheckpoint={SQLITE_CHECKPOINT_PAGES}")
+            db.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
         db.execute("PRAGMA busy_timeout=10000")
         return db
 
