@@ -652,14 +652,17 @@ class Gateway:
             log.exception("iot anchoring stopped")
 
     def anchor_sealed(self) -> int:
-        """Anchor every sealed batch in order; a root the chain already holds is recorded, not
-        sent again. Up to ``anchor_window`` batches go at once, one tx each, so that several
-        share a block; the first batch a window did not anchor is then sent alone, to learn
-        why (a refusal re-seals from it). Returns the number newly recorded as anchored."""
+        """Anchor every sealed batch in order; a root the chain already holds (a batch sent
+        before) is recorded, not sent again. Up to ``anchor_window`` batches go at once, one
+        tx each, so that several share a block; the first batch a window did not anchor is
+        then sent alone, to learn why (a refusal re-seals from it). Returns the number newly
+        recorded as anchored."""
         done = 0
         queue: list[Batch] = []
         for batch in self.store.batches(SEALED):
-            existing = self.chain.anchor_by_root(batch.merkle_root)  # sent before a crash?
+            # Sent before (a crash, a window cut short)? Sends are counted before the txs
+            # leave, so a batch never sent cannot be on chain: no query for it.
+            existing = self.chain.anchor_by_root(batch.merkle_root) if batch.sends else None
             if existing is not None:
                 self.store.mark_anchored(batch.batch_id, int(existing["height"]), "")
                 done += 1
