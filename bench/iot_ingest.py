@@ -42,44 +42,63 @@ Every phase prints the CPU per reading (from /proc) of the broker, the publisher
 or gateway, and the node. ``--profile-gateway`` runs the gateway's ingest thread under cProfile
 (timed by the thread's CPU clock) and prints its top functions.
 
-Figures now (the session that trimmed per-reading costs on both sides; python 3.11.7, Go
-publisher, 0.2 s blocks, raw subscriber 18,000-26,700 readings/s over these runs; cpu in us per
-reading). This machine's speed drifted by ~25% within the session (the broker's own cost per
-reading went from 7.8 to 12.8 us between runs of the same code), so compare a run's gateway with
-the raw subscriber of the same run:
+Figures now (the session that moved sealing into a thread of its own; python 3.11.7, Go
+publisher, 0.2 s blocks; cpu in us per reading). The machine ran slow for most of it (raw
+subscriber 16,900-26,700 readings/s, the Go verifier 52-60 us per check against ~50 in the
+session before), so the comparison that counts is the A/B below, alternated in one sitting:
 
-    at the final commit          stored/s        anchored/s      gateway   node
+    10,000 devices, 150,000 readings     stored/s   anchored/s   gateway (ingest, seal)  node
+    before (82036a1), 2 runs           7,782-8,430  7,503-8,157   77-80   (65-67, -)    33-35
+    now, 2 runs                        9,376-10,240 8,995-9,962   64-72   (42-47, 13-15) 27-31
+
+    other runs of the final code, slow phase (raw 18,400-20,900):
+    100 devices, 50,000 readings        12,132       10,614        56 (37, 12)             7
+    100 devices, 150,000 readings       11,073       10,642        62 (41, 12)             8
+    10,000 devices, 50,000, 2 runs     9,753-9,841  8,610-8,664   69-71 (44-45, 15)       29-30
+    10,000 devices, 150,000, 2 runs    8,974-9,272  8,677-9,085   71-73 (47-48, 14)       29-31
+    one fast-phase run (raw 26,696) at the seal-thread commit (892e821), before the last two
+    changes: 10,000 devices, 150,000 readings, 10,645 stored, 10,134 anchored
+
+    ratio gateway/raw stored: 0.53-0.66 at 100 devices, 0.40-0.49 at 10,000 devices
+
+**The bar (>= 10,000 readings/s stored and anchored) is met at 100 devices, also in the slow
+phase. At 10,000 devices it is met or missed by under 1% when the machine runs at its usual
+speed (10,240 stored, 9,962 anchored; 10,645 / 10,134 in the fast run) and missed by up to ~13%
+when it runs slow**: all five processes together use ~160-190 us of CPU per reading there
+(gateway ~65-72, Go verifier ~52-60, node ~27-31, broker and publisher ~20-25) and the pipeline
+keeps the two cores ~85% busy. What changed this session:
+
+* sealing runs in a thread of its own (``iot-seal``), woken by each commit: it was ~20% of the
+  ingest thread, and beside it (SQLite releases the GIL while it works) it overlaps with the
+  next chunks; the store's writers queue on a lock instead of SQLite's busy handler, which
+  sleeps up to 100 ms;
+* SQLite checkpoints every 10,000 WAL pages with a 64 MiB page cache (the random reading ids
+  rewrite about one index page per reading per commit: ~15.8 -> ~12.9 us per insert measured
+  alone at 150,000 stored);
+* a sealed batch never sent is not looked up on chain before its anchor (one node query less
+  per batch).
+
+Tried and dropped: indexing the reading ids when sealed (a ``reading_ids`` table filled with a
+sorted run per seal) instead of the ``UNIQUE`` index on every insert. A seal's ~1,000 sorted ids
+still touch most of the ~1,500 leaf pages of a 150,000-id index, and the seal thread went from
+~12 to ~26 us per reading. Sorted runs pay only when they are much larger than the index, i.e.
+merges that grow rarer with the store (an LSM tree), which the feeds and NGSI-LD would also need
+to read a batch's readings without one lookup per leaf.
+
+What remains, measured: the Ed25519 check ~50-60 us (not batchable: voi's batch equation is
+cofactored); the gateway's Python ~65-72 (SQLite insert and commit ~18, signing bytes and id ~8,
+parsing ~6, sealing ~13-15, anchoring ~8-9); the node ~27-31 at 10,000 devices (per listed
+device: two state reads and a query-index entry; ~30% of the node's CPU is serving RPC,
+CheckTx of the anchors included).
+
+The session before (the one that trimmed per-reading costs on both sides: the wire-form regex,
+progress every 20,000 readings, anchor bookkeeping a window at a time; raw 18,000-26,700):
+
+    at its final commit          stored/s        anchored/s      gateway   node
     100 devices, 50,000 readings   13,837          11,539          49        6
     10,000 devices
     50,000 readings, 2 runs     11,231-12,004    9,897-10,240     55-57    26
     150,000 readings, 2 runs     8,818-9,928     8,522-9,580      64-72    28-32
-
-    before the last commit (progress written with every chunk), 10,000 devices, 50,000
-    readings, 3 runs: 9,049-9,564 stored, 8,087-8,415 anchored, gateway 68-75, node 29-32
-
-    ratio gateway/raw stored: 0.55-0.68 at 100 devices, 0.37-0.47 at 10,000 devices
-    in process (node, 10,000 devices, ten 1,000-device anchors per block): 14.5-15.3 us per
-    listed device, from 16.5-17.6
-
-**The bar (>= 10,000 readings/s stored and anchored) is met at 100 devices. At 10,000 devices
-it is met on 50,000-reading runs when the machine runs fast and still missed, narrowly, on
-150,000-reading runs** (8,800-9,900 stored). What changed this session:
-
-* the gateway reads a payload in the devices' own wire form with one regular expression
-  (``iot/reading.py``), writes each device's progress every 20,000 readings instead of with
-  every chunk (~3 us per reading at 10,000 devices, where a chunk names ~500 devices), records
-  anchor sends and confirmations a window at a time, and confirms anchors without their device
-  lists (``/oracle/anchor`` with ``devices`` 0);
-* the node inserts a block's query index entries in key order and parses each listed DID with
-  one regular expression.
-
-What remains, measured: the ``UNIQUE`` index on the reading id costs ~9 us per insert at 150,000
-stored readings against ~4.5 without it (random 32-byte keys: each chunk's commit rewrites about
-one index page per reading), which is why the 150,000-reading runs cost the gateway ~10 us more
-per reading than the 50,000-reading ones; the status index and the per-row status update at
-sealing ~3.5 us; parsing, the signing bytes and the id in Python ~10 us, which the Go verifier
-could compute from the payload; the Ed25519 check itself ~50 us (curve25519-voi with expanded
-keys; 60 us with Go's standard library on this CPU).
 
 The session before (the one that moved the oracle's (device, batch) entries into the node's
 query index, docs/adr/0011-query-index.md; raw subscriber 18,600-26,900):
