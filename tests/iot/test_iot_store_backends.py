@@ -165,6 +165,34 @@ def test_a_store_from_before_the_progress_mark_keeps_its_progress(tmp_path: Path
         assert upgraded.device_progress() == {KEY_A.did: (3, first[-1].ts_ms)}
 
 
+def counted(store: ReadingStore) -> dict[str, int]:
+    """The readings by status as a scan of them gives it (what ``counts()`` keeps)."""
+    return {f"readings_{status}": int(count) for status, count in store._db.execute(
+        "SELECT status, COUNT(*) FROM readings GROUP BY status")}
+
+
+def kept_counts(store: ReadingStore) -> dict[str, int]:
+    return {key: value for key, value in store.counts().items() if key.startswith("readings_")}
+
+
+def test_a_store_from_before_the_kept_counts_is_counted_then_keeps_them(
+        store_location: Path | str) -> None:
+    chunk = readings(KEY_A, 4)
+    with closing(open_reading_store(store_location)) as store:
+        store.commit_readings([(r, T0) for r in chunk], {}, {})
+        pending = store.pending(10)
+        store.seal([batch_of(store, pending[:2], b"\x01")], dropped=[pending[2][0]])
+        store._db.execute("DROP TABLE reading_counts")  # as a store from before them
+    expected = {"readings_accepted": 1, "readings_batched": 2, "readings_dropped": 1}
+    with closing(open_reading_store(store_location, read_only=True)) as reader:
+        assert reader.counts() == {**expected, "batches_sealed": 1}  # scanned
+    with closing(open_reading_store(store_location)) as upgraded:  # counted once, then kept
+        assert kept_counts(upgraded) == expected == counted(upgraded)
+        upgraded.seal([batch_of(upgraded, upgraded.pending(1), b"\x02")], dropped=[])
+        assert kept_counts(upgraded) == counted(upgraded) == {
+            "readings_batched": 3, "readings_dropped": 1}
+
+
 def test_seal_anchor_and_unseal_from(store: ReadingStore) -> None:
     chunk = readings(KEY_A, 6) + readings(KEY_B, 2)
     store.commit_readings([(r, T0 + i) for i, r in enumerate(chunk)], {}, {})
@@ -199,6 +227,7 @@ def test_seal_anchor_and_unseal_from(store: ReadingStore) -> None:
     assert store.unseal_from(second[0].batch_id, unanchorable=False) == 3
     assert [b.batch_id for b in store.batches()] == [first[0].batch_id]
     assert [reading for _, reading, _ in store.pending(10)] == [*chunk[3:6], chunk[7]]
+    assert kept_counts(store) == counted(store)
     assert store.counts() == {"readings_accepted": 4, "readings_batched": 3,
                               "readings_dropped": 1, "batches_anchored": 1}
 
@@ -210,6 +239,9 @@ def test_seal_anchor_and_unseal_from(store: ReadingStore) -> None:
             ] == [UNANCHORABLE, UNANCHORABLE]
     assert [reading for _, reading, _ in store.pending(10)] == [chunk[5], chunk[7]]
     assert store.last_batch_id() == first[0].batch_id
+    assert kept_counts(store) == counted(store) == {
+        "readings_accepted": 2, "readings_batched": 3, "readings_dropped": 1,
+        "readings_unanchorable": 2}
 
 
 def test_pending_leaves_and_a_seal_must_take_every_unbatched_reading_of_its_range(
@@ -226,6 +258,7 @@ def test_pending_leaves_and_a_seal_must_take_every_unbatched_reading_of_its_rang
     store.seal([skipping], dropped=[pending[2][0]])  # the reading skipped is dropped: fine
     assert [store.get_reading(r.reading_id).status for r in chunk  # type: ignore[union-attr]
             ] == [BATCHED, BATCHED, DROPPED, BATCHED, ACCEPTED]
+    assert kept_counts(store) == counted(store)  # the refused seal changed no count either
 
 
 def test_writes_from_many_threads_each_with_its_own_connection(store: ReadingStore) -> None:
@@ -253,6 +286,7 @@ def test_writes_from_many_threads_each_with_its_own_connection(store: ReadingSto
     assert store.device_progress() == {key.did: (50, T0 + 50_000) for key in keys}
     numbers = [n for n, _, _ in store.pending(500)]
     assert numbers == sorted(numbers)
+    assert kept_counts(store) == counted(store) == {"readings_accepted": 200}
 
 
 def test_read_only_store_reads_and_refuses_writes(store: ReadingStore,

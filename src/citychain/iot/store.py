@@ -81,6 +81,12 @@ CREATE TABLE IF NOT EXISTS rejections (
     reason TEXT PRIMARY KEY,
     count {integer} NOT NULL
 );
+CREATE TABLE IF NOT EXISTS reading_counts (
+    status TEXT PRIMARY KEY,
+    count {integer} NOT NULL
+);
+INSERT INTO reading_counts (status, count) SELECT status, COUNT(*) FROM readings
+    WHERE NOT EXISTS (SELECT 1 FROM reading_counts) GROUP BY status;
 CREATE TABLE IF NOT EXISTS progress_mark (
     id {integer} PRIMARY KEY,
     n {integer} NOT NULL
@@ -88,7 +94,8 @@ CREATE TABLE IF NOT EXISTS progress_mark (
 INSERT INTO progress_mark (id, n) SELECT 0, (SELECT COALESCE(MAX(n), 0) FROM readings)
     WHERE NOT EXISTS (SELECT 1 FROM progress_mark);
 """
-TABLES = ("readings", "device_progress", "batches", "rejections", "progress_mark")
+TABLES = ("readings", "device_progress", "batches", "rejections", "reading_counts",
+          "progress_mark")
 PROGRESS_EVERY = 20_000
 """Readings between two writes of the devices' progress: the progress of the readings after
 the last write (row number ``progress_mark.n``) is read back from them on open."""
@@ -421,6 +428,7 @@ class ReadingStore:
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 [(r.reading_id, r.device, r.stream, r.seq, r.ts_ms, r.value, r.sig, received)
                  for r, received in accepted])
+            self._count(db, {ACCEPTED: len(accepted)})
             if due:
                 self._write_progress(db, unsaved)
             db.executemany(
@@ -520,8 +528,9 @@ class ReadingStore:
                 (nothing is written).
         """
         with self._transaction() as db:
-            db.executemany("UPDATE readings SET status = ? WHERE n = ?",
-                           [(DROPPED, n) for n in dropped])
+            moved = {DROPPED: sum(db.execute(
+                "UPDATE readings SET status = ? WHERE n = ? AND status = ?",
+                (DROPPED, n, ACCEPTED)).rowcount for n in dropped), BATCHED: 0}
             for batch, numbers in batches:
                 db.execute(
                     "INSERT INTO batches (id, merkle_root, leaves, devices, first_reading_ms, "
@@ -539,6 +548,8 @@ class ReadingStore:
                     raise ValueError(f"batch {batch.batch_id.hex()[:16]}: {changed} unbatched "
                                      f"readings in n {numbers[0]}..{numbers[-1]}, "
                                      f"{len(numbers)} expected")
+                moved[BATCHED] += changed
+            self._count(db, {ACCEPTED: -sum(moved.values()), **moved})
 
     def batches(self, status: str | None = None) -> list[Batch]:
         """Batches in sealing order (only those with ``status`` when given)."""
@@ -585,15 +596,17 @@ class ReadingStore:
                 return 0
             ids = [bytes(r[0]) for r in db.execute(
                 "SELECT id FROM batches WHERE n >= ? AND status = ? ORDER BY n", (row[0], SEALED))]
-            if unanchorable:
-                db.execute("UPDATE readings SET status = ?, batch_id = NULL WHERE batch_id = ?",
-                           (UNANCHORABLE, batch_id))
+            set_aside = db.execute(
+                "UPDATE readings SET status = ?, batch_id = NULL WHERE batch_id = ?",
+                (UNANCHORABLE, batch_id)).rowcount if unanchorable else 0
             returned = 0
             for each in ids:
                 returned += db.execute(
                     "UPDATE readings SET status = ?, batch_id = NULL WHERE batch_id = ?",
                     (ACCEPTED, each)).rowcount
                 db.execute("DELETE FROM batches WHERE id = ?", (each,))
+            self._count(db, {BATCHED: -set_aside - returned, UNANCHORABLE: set_aside,
+                             ACCEPTED: returned})
         return returned
 
     # ------------------------------------------------------------------ reads
@@ -621,11 +634,25 @@ class ReadingStore:
         first = latest.leaves[0] if latest is not None and latest.leaves else None
         return int(batches), int(readings), first
 
+    @staticmethod
+    def _count(db: _Connection, changes: Mapping[str, int]) -> None:
+        """Add ``changes`` (status -> readings gained, or lost when negative) to the kept
+        counts of readings by status, in the caller's transaction."""
+        db.executemany(
+            "INSERT INTO reading_counts (status, count) VALUES (?, ?) ON CONFLICT(status) "
+            "DO UPDATE SET count = reading_counts.count + excluded.count",
+            [(status, change) for status, change in sorted(changes.items()) if change])
+
     def counts(self) -> dict[str, int]:
-        """Readings by status and batches by status (``readings_<s>``, ``batches_<s>``)."""
+        """Readings by status and batches by status (``readings_<s>``, ``batches_<s>``; none
+        for a status without any). The readings' counts are kept with every write that changes
+        them (a ``GROUP BY`` of the readings scans them all, and the gateway's stats line asks
+        every few seconds); a store whose gateway has not opened it since is counted."""
         out: dict[str, int] = {}
+        counted = self._backend.has_table(self._db, "reading_counts")
         for status, count in self._db.execute(
-                "SELECT status, COUNT(*) FROM readings GROUP BY status"):
+                "SELECT status, count FROM reading_counts WHERE count > 0 ORDER BY status"
+                if counted else "SELECT status, COUNT(*) FROM readings GROUP BY status"):
             out[f"readings_{status}"] = int(count)
         for status, count in self._db.execute(
                 "SELECT status, COUNT(*) FROM batches GROUP BY status"):
