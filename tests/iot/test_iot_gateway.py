@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import psycopg
 import pytest
 from iot_harness import (
     CHAIN_ID,
@@ -28,7 +29,7 @@ from citychain.iot.chain import ChainLink
 from citychain.iot.gateway import Gateway, GatewayConfig, build_batch
 from citychain.iot.reading import REASONS, Reading, ReadingRejectedError, sign_reading
 from citychain.iot.sigverify import GoVerifier, PoolVerifier
-from citychain.iot.store import ANCHORED, ReadingStore
+from citychain.iot.store import ANCHORED, ReadingStore, ReadingStoreUnavailableError
 from citychain.iot.verify import (
     ReadingVerificationError,
     RpcProver,
@@ -36,6 +37,7 @@ from citychain.iot.verify import (
     verify_reading,
 )
 from citychain.modules.oracle.messages import MsgAnchorBatch
+from citychain.testing.postgres import PostgresServer
 
 
 def test_every_rejection_reason_is_counted_and_nothing_invalid_is_stored(
@@ -310,3 +312,49 @@ def test_sealed_batches_are_anchored_several_per_block_and_a_refusal_reseals_fro
         link.close()
     roots = chain.anchored_roots(before)
     assert sorted(roots) == sorted(b.merkle_root.hex() for b in batches)  # each once
+
+
+def test_postgres_connections_lost_mid_stream_pause_the_gateway_and_lose_nothing(
+        broker: Broker, chain: IotChain, postgres: PostgresServer, postgres_url: str,
+        caplog: pytest.LogCaptureFixture) -> None:
+    # The server drops every session of the store's database (a restart, a failover) and
+    # refuses new ones for a while: each gateway thread pauses, connects again once it can,
+    # and no reading is lost or stored twice.
+    database = postgres_url.rsplit("/", 1)[1]
+    s1, s2 = DeviceClock(chain.key("s1"), 9000), DeviceClock(chain.key("s2"), 9000)
+    before = [clock.next(v) for v in range(8) for clock in (s1, s2)]
+    after = [clock.next(v) for v in range(8) for clock in (s1, s2)]
+    start_height = chain.height()
+    with running_gateway(broker, chain, postgres_url, batch_readings=8,
+                         batch_seconds=0.3) as gateway, \
+            psycopg.connect(postgres.url(), autocommit=True) as admin:
+        publisher = Publisher(broker)
+        try:
+            assert len(publisher.publish_readings(before)) == 16
+            wait_for(lambda: gateway.store.counts().get("readings_batched") == 16,
+                     what="the first readings sealed")
+            admin.execute(f"ALTER DATABASE {database} ALLOW_CONNECTIONS false")
+            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                          "WHERE datname = %s", (database,))
+            assert len(publisher.publish_readings(after)) == 16
+            wait_for(lambda: "ingest paused, reading store unreachable" in caplog.text,
+                     what="the ingest thread pausing")
+            wait_for(lambda: "unreachable: cannot connect to the reading store" in caplog.text,
+                     what="a refused reconnection")
+            assert gateway.errors == []
+            admin.execute(f"ALTER DATABASE {database} ALLOW_CONNECTIONS true")
+        finally:
+            publisher.close()
+        with pytest.raises(ReadingStoreUnavailableError, match="lost the connection"):
+            gateway.store.counts()  # this thread's session was dropped too: said once...
+        wait_for(lambda: gateway.store.counts().get("readings_batched") == 32,  # ...then anew
+                 what="every reading sealed")
+        wait_for(lambda: len(gateway.store.batches(ANCHORED)) == len(gateway.store.batches()),
+                 what="anchors")
+        assert gateway.errors == []
+        assert sorted(gateway.store.reading_ids()) == sorted(r.reading_id
+                                                             for r in before + after)
+        batches = gateway.store.batches()
+    assert sum(batch.reading_count for batch in batches) == 32
+    assert sorted(chain.anchored_roots(after=start_height)) == sorted(
+        batch.merkle_root.hex() for batch in batches)

@@ -29,7 +29,7 @@ from citychain.core.simple_merkle import merkle_root
 from citychain.core.tx import TxBody, sign_tx
 from citychain.iot.ngsi import NgsiServer, NodeDirectory, create_ngsi_app, iso_ms
 from citychain.iot.reading import Reading, sign_reading
-from citychain.iot.store import ANCHORED, ReadOnlyReadingStore
+from citychain.iot.store import ANCHORED, ReadingStoreUnavailableError, ReadOnlyReadingStore
 from citychain.modules.identity.messages import MsgCreateIdentity, MsgGrantRole
 from citychain.modules.oracle.messages import MsgRegisterDevice
 
@@ -377,3 +377,25 @@ def test_an_unreachable_node_is_an_internal_error(world: World) -> None:
         directory.close()
     assert answer.status_code == 500
     assert answer.json()["type"] == ERRORS + "InternalError"
+
+
+def test_a_lost_reading_store_is_an_internal_error_naming_it(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    def lost(*args: object, **kwargs: object) -> None:
+        raise ReadingStoreUnavailableError("lost the connection to the reading store "
+                                           "postgresql://city@127.0.0.1:5432/readings: gone")
+
+    monkeypatch.setattr(world.store, "device_readings", lost)
+    monkeypatch.setattr(world.store, "latest_readings", lost)
+    directory = NodeDirectory(world.chain.rpc_url)
+    server = NgsiServer(create_ngsi_app(world.store, directory), port=free_port()).start()
+    try:
+        answer = httpx.get(server.url + BASE + "/entities", params={"type": "StreetLight"},
+                           timeout=30)
+    finally:
+        server.stop()
+        directory.close()
+    assert answer.status_code == 500
+    assert answer.json()["type"] == ERRORS + "InternalError"
+    assert answer.json()["title"] == "Reading store unavailable"
+    assert "lost the connection to the reading store postgresql://" in answer.json()["detail"]

@@ -7,10 +7,11 @@ read 64 KiB at a time, the PUBLISH packets in that buffer parsed in one pass by
 verifier (``citychain.iot.sigverify``: the Go binary or PyNaCl processes); meanwhile it checks
 the previous chunk's messages in order, commits the accepted ones (and the rejection counts) in
 one store transaction, and only then acks them all to the broker, the chunk's PUBACKs queued
-as one packet and written with the socket corked; it also
-seals batches. The anchor thread sends sealed batches to the chain in order, up to
-``anchor_window`` at once, asking the chain first whether a root is already anchored. The
-follow thread reads each
+as one packet and written with the socket corked. The seal thread seals the readings
+committed into batches. The anchor thread sends sealed batches to the chain in order, up to
+``anchor_window`` at once, asking the chain first whether a root sent before is already
+anchored. An unreachable node or reading store (PostgreSQL's connection lost) pauses each of
+them, which then tries again; anything else stops the gateway. The follow thread reads each
 committed block's events and drops the cached device records they name
 (``citychain.iot.chain.BlockFollower``). See docs/adr/0008-iot-gateway.md for the protocol and
 its guarantees.
@@ -67,7 +68,7 @@ from citychain.iot.sigverify import (
     VerifierError,
     open_verifier,
 )
-from citychain.iot.store import SEALED, Batch, ReadingStore
+from citychain.iot.store import SEALED, Batch, ReadingStore, ReadingStoreUnavailableError
 from citychain.modules.oracle.api import compute_batch_id
 from citychain.modules.oracle.messages import MsgAnchorBatch
 
@@ -84,6 +85,10 @@ Verdict = tuple[bytes, bool]
 
 SEAL_POLL_SECONDS = 0.1
 """How often the seal thread looks at the pending readings when none were committed since."""
+
+
+def _unreachable(exc: BaseException) -> str:
+    return "reading store" if isinstance(exc, ReadingStoreUnavailableError) else "node"
 
 
 def wall_clock_ms() -> int:
@@ -379,9 +384,13 @@ class Gateway:
         try:
             staged: StagedChunk | None = None
             retry: list[Delivery] = []
+            reload_progress = False
             while not self._stop.is_set():
                 messages: list[Delivery] = []
                 try:
+                    if reload_progress:
+                        self.checker.progress = self.store.device_progress()
+                        reload_progress = False
                     if retry:
                         messages, retry = retry, []
                         # Reading on keeps the connection alive (pings and their answers);
@@ -396,18 +405,23 @@ class Gateway:
                         if staged is not None:
                             self._finish(staged)
                         staged = following
-                except (RpcError, OSError) as exc:
-                    # The node is unreachable: nothing of these chunks was committed or acked;
-                    # forget their in-memory progress and try the same messages again.
-                    log.warning("ingest paused, node unreachable: %s", exc)
-                    self.checker.progress = self.store.device_progress()
-                    retry = (staged.messages if staged else []) + messages
+                except (RpcError, OSError, ReadingStoreUnavailableError) as exc:
+                    # The node or the store is unreachable: nothing of these chunks was acked
+                    # (and, but for a commit whose answer was lost, committed). Try the same
+                    # messages again, checked against the progress the store holds then: a
+                    # chunk that did commit is refused as replayed and acked.
+                    log.warning("ingest paused, %s unreachable: %s", _unreachable(exc), exc)
+                    retry = retry + (staged.messages if staged else []) + messages
                     staged = None
+                    reload_progress = True
                     self._stop.wait(1.0)
                     continue
                 if time.monotonic() - last_stats >= self.config.stats_seconds:
                     last_stats = time.monotonic()
-                    log.info("%s", self.stats_line())
+                    try:
+                        log.info("%s", self.stats_line())
+                    except ReadingStoreUnavailableError as exc:
+                        log.warning("no stats: %s", exc)
             # Finish what was read (and can still be acked) before stopping; what the broker
             # sent after is not acked, so it delivers it again on the next connection.
             if staged is not None:
@@ -580,7 +594,7 @@ class Gateway:
         """Seal whenever the ingest thread commits readings, and at least every
         :data:`SEAL_POLL_SECONDS` (for ``batch_seconds``); beside the ingest thread, so that
         reading, checking and committing a chunk do not wait for sealing (SQLite releases the
-        GIL while it works). An unreachable node pauses it; anything else stops it and is
+        GIL while it works). An unreachable node or store pauses it; anything else stops it and is
         recorded in ``errors``, as the other threads do."""
         try:
             while not self._stop.is_set():
@@ -588,8 +602,8 @@ class Gateway:
                 self._ingested.clear()
                 try:
                     self.maybe_seal()
-                except (RpcError, OSError) as exc:
-                    log.warning("sealing paused, node unreachable: %s", exc)
+                except (RpcError, OSError, ReadingStoreUnavailableError) as exc:
+                    log.warning("sealing paused, %s unreachable: %s", _unreachable(exc), exc)
                     self._stop.wait(1.0)
         except Exception as exc:  # logged and recorded: the thread ends here
             self.errors.append(repr(exc))
@@ -634,7 +648,7 @@ class Gateway:
     # ------------------------------------------------------------------ anchors
     def _anchor_loop(self) -> None:
         """Anchor sealed batches whenever sealing signals (or every ``anchor_retry_seconds``);
-        an unreachable node pauses it. Anything else (the store failing, say) stops it and is
+        an unreachable node or store pauses it. Anything else (a SQLite error, say) stops it and is
         recorded in ``errors``, as the ingest thread does, so the process reports it and
         stops instead of ingesting on without anchoring."""
         try:
@@ -643,8 +657,8 @@ class Gateway:
                 self._seal_signal.clear()
                 try:
                     self.anchor_sealed()
-                except (RpcError, OSError) as exc:
-                    log.warning("anchoring paused, node unreachable: %s", exc)
+                except (RpcError, OSError, ReadingStoreUnavailableError) as exc:
+                    log.warning("anchoring paused, %s unreachable: %s", _unreachable(exc), exc)
                 if self._stop.is_set():
                     return
         except Exception as exc:  # logged and recorded: the thread ends here

@@ -29,7 +29,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from citychain.client.rpc import NodeClient, RpcError
 from citychain.core import codec
 from citychain.core.simple_merkle import inclusion_proof
-from citychain.iot.store import ANCHORED, Batch, ReadOnlyReadingStore, StoredReading
+from citychain.iot.store import (
+    ANCHORED,
+    Batch,
+    ReadingStoreUnavailableError,
+    ReadOnlyReadingStore,
+    StoredReading,
+)
 
 __all__ = [
     "ATTRIBUTE_MAPPINGS",
@@ -609,6 +615,12 @@ def create_ngsi_app(store: ReadOnlyReadingStore, chain: NgsiChain, *,
     @app.exception_handler(RpcError)
     async def on_node_error(request: Request, exc: RpcError) -> JSONResponse:
         error = NgsiError("InternalError", "Node unavailable", f"the node did not answer: {exc}")
+        return JSONResponse(error.to_value(), status_code=error.status)
+
+    @app.exception_handler(ReadingStoreUnavailableError)
+    async def on_store_error(request: Request, exc: ReadingStoreUnavailableError
+                             ) -> JSONResponse:
+        error = NgsiError("InternalError", "Reading store unavailable", str(exc))
         return JSONResponse(error.to_value(), status_code=error.status)
 
     @app.exception_handler(RequestValidationError)

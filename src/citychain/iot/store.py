@@ -24,7 +24,7 @@ import re
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -132,6 +132,12 @@ class ReadingStoreError(Exception):
     URL without its password)."""
 
 
+class ReadingStoreUnavailableError(ReadingStoreError):
+    """The PostgreSQL server was lost while the store was in use: the connection broke (a
+    server restart, a failover, a terminated session) or cannot be opened again. The next
+    call connects anew. A write that raised it may or may not have committed."""
+
+
 def is_postgres_location(location: Path | str) -> bool:
     """True when ``location`` is a PostgreSQL URL rather than a SQLite file path."""
     return isinstance(location, str) and location.startswith(POSTGRES_SCHEMES)
@@ -190,18 +196,39 @@ def _postgres_sql(sql: str) -> str:
 
 class _PostgresConnection:
     """A psycopg connection (autocommit: the store sends BEGIN and COMMIT itself) taking
-    the store's ``?`` placeholders."""
+    the store's ``?`` placeholders; a broken connection raises
+    :class:`ReadingStoreUnavailableError`."""
 
-    def __init__(self, connection: psycopg.Connection[Any]) -> None:
+    def __init__(self, connection: psycopg.Connection[Any], location: str) -> None:
         self._connection = connection
+        self._location = location
+
+    @property
+    def broken(self) -> bool:
+        return bool(self._connection.broken or self._connection.closed)
 
     def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> _Cursor:
-        return self._connection.execute(_postgres_sql(sql), parameters)
+        with self._unavailable_when_broken():
+            return self._connection.execute(_postgres_sql(sql), parameters)
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]], /) -> object:
-        with self._connection.cursor() as cursor:
+        with self._unavailable_when_broken(), self._connection.cursor() as cursor:
             cursor.executemany(_postgres_sql(sql), list(rows))
         return None
+
+    @contextmanager
+    def _unavailable_when_broken(self) -> Iterator[None]:
+        import psycopg
+
+        try:
+            yield
+        except psycopg.OperationalError as exc:
+            if not self.broken:
+                raise
+            reason = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+            raise ReadingStoreUnavailableError(
+                f"lost the connection to the reading store {self._location}: {reason}"
+            ) from None
 
     def close(self) -> None:
         self._connection.close()
@@ -290,7 +317,7 @@ class _PostgresBackend:
                                     f"{reason}") from None
         setting = ("default_transaction_read_only" if self.read_only else "synchronous_commit")
         connection.execute(f"SET {setting} = on")
-        return _PostgresConnection(connection)
+        return _PostgresConnection(connection, self.location)
 
     def check_present(self, db: _Connection) -> None:
         if not self.has_table(db, "readings"):
@@ -378,12 +405,31 @@ class ReadingStore:
 
     @property
     def _db(self) -> _Connection:
+        """This thread's connection; one the server broke (PostgreSQL) is replaced.
+
+        Raises:
+            ReadingStoreError: the first connection cannot be opened.
+            ReadingStoreUnavailableError: the server broke this thread's connection and a new
+                one cannot be opened yet.
+        """
         db: _Connection | None = getattr(self._local, "db", None)
-        if db is None:
-            db = self._backend.connect()
-            self._local.db = db
+        if db is not None and not getattr(db, "broken", False):
+            return db
+        if db is not None:
             with self._lock:
-                self._connections.append(db)
+                self._connections.remove(db)
+            db.close()
+            self._local.db = None
+            self._local.lost = True
+        try:
+            db = self._backend.connect()
+        except ReadingStoreError as exc:
+            if getattr(self._local, "lost", False):
+                raise ReadingStoreUnavailableError(str(exc)) from None
+            raise
+        self._local.db, self._local.lost = db, False
+        with self._lock:
+            self._connections.append(db)
         return db
 
     @contextmanager
@@ -399,7 +445,8 @@ class ReadingStore:
                     db.execute(statement)
                 yield db
             except BaseException:
-                db.execute("ROLLBACK")
+                with suppress(ReadingStoreUnavailableError):  # gone with the connection
+                    db.execute("ROLLBACK")
                 raise
             db.execute("COMMIT")
 
