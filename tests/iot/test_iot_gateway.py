@@ -6,6 +6,7 @@ bites within the cache bound."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -358,3 +359,34 @@ def test_postgres_connections_lost_mid_stream_pause_the_gateway_and_lose_nothing
     assert sum(batch.reading_count for batch in batches) == 32
     assert sorted(chain.anchored_roots(after=start_height)) == sorted(
         batch.merkle_root.hex() for batch in batches)
+
+
+def test_a_store_lost_while_the_next_chunk_is_being_verified_loses_nothing(
+        broker: Broker, chain: IotChain, store_path: Path, verifier: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Small chunks, published at once: while one chunk commits, the next one's signatures are
+    # with the verifier. The first commits fail as a lost PostgreSQL connection does; the
+    # gateway pauses, takes the verifier's answer for the chunk it drops, and retries both.
+    clocks = [DeviceClock(chain.key(name), 11_000) for name in ("s1", "s2")]
+    readings = [clock.next(v) for v in range(30) for clock in clocks]
+    with running_gateway(broker, chain, store_path, chunk=10, batch_seconds=0.3,
+                         verifier=verifier) as gateway:
+        commit = gateway.store.commit_readings
+        failures = iter(range(2))
+
+        def failing_commit(*args: Any, **kwargs: Any) -> None:
+            if next(failures, None) is not None:
+                raise ReadingStoreUnavailableError("lost the connection (test)")
+            commit(*args, **kwargs)
+
+        monkeypatch.setattr(gateway.store, "commit_readings", failing_commit)
+        publisher = Publisher(broker)
+        try:
+            assert len(publisher.publish_readings(readings)) == 60
+        finally:
+            publisher.close()
+        wait_for(lambda: gateway.store.counts().get("readings_batched") == 60,
+                 what="every reading sealed")
+        assert gateway.errors == []
+        assert next(failures, None) is None  # both failures happened
+        assert sorted(gateway.store.reading_ids()) == sorted(r.reading_id for r in readings)

@@ -402,8 +402,13 @@ class Gateway:
                         # thread checks, commits and acks the previous one (in order).
                         messages = self._receive(timeout=0.0 if staged else 0.05)
                         following = self._stage(messages) if messages else None
-                        if staged is not None:
-                            self._finish(staged)
+                        try:
+                            if staged is not None:
+                                self._finish(staged)
+                        except BaseException:
+                            if following is not None:  # the verifier answers in order: take
+                                self._verdicts(following.verifying)  # its answer, unused
+                            raise
                         staged = following
                 except (RpcError, OSError, ReadingStoreUnavailableError) as exc:
                     # The node or the store is unreachable: nothing of these chunks was acked
