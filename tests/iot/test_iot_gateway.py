@@ -322,9 +322,10 @@ def test_postgres_connections_lost_mid_stream_pause_the_gateway_and_lose_nothing
     # refuses new ones for a while: each gateway thread pauses, connects again once it can,
     # and no reading is lost or stored twice.
     database = postgres_url.rsplit("/", 1)[1]
-    s1, s2 = DeviceClock(chain.key("s1"), 9000), DeviceClock(chain.key("s2"), 9000)
-    before = [clock.next(v) for v in range(8) for clock in (s1, s2)]
-    after = [clock.next(v) for v in range(8) for clock in (s1, s2)]
+    # s2 and s5: the devices this module's earlier tests leave active
+    s2, s5 = DeviceClock(chain.key("s2"), 9000), DeviceClock(chain.key("s5"), 9000)
+    before = [clock.next(v) for v in range(8) for clock in (s2, s5)]
+    after = [clock.next(v) for v in range(8) for clock in (s2, s5)]
     start_height = chain.height()
     with running_gateway(broker, chain, postgres_url, batch_readings=8,
                          batch_seconds=0.3) as gateway, \
@@ -367,7 +368,7 @@ def test_a_store_lost_while_the_next_chunk_is_being_verified_loses_nothing(
     # Small chunks, published at once: while one chunk commits, the next one's signatures are
     # with the verifier. The first commits fail as a lost PostgreSQL connection does; the
     # gateway pauses, takes the verifier's answer for the chunk it drops, and retries both.
-    clocks = [DeviceClock(chain.key(name), 11_000) for name in ("s1", "s2")]
+    clocks = [DeviceClock(chain.key(name), 11_000) for name in ("s2", "s5")]  # still active
     readings = [clock.next(v) for v in range(30) for clock in clocks]
     with running_gateway(broker, chain, store_path, chunk=10, batch_seconds=0.3,
                          verifier=verifier) as gateway:
