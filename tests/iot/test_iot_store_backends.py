@@ -340,6 +340,32 @@ def test_device_readings_from_to_and_last(store: ReadingStore,
         reader.close()
 
 
+def test_device_readings_probe_the_device_index_instead_of_scanning_the_store(
+        tmp_path: Path) -> None:
+    path = tmp_path / "readings.db"
+    with closing(open_reading_store(path)) as store:
+        store.commit_readings([(r, T0) for r in readings(KEY_A, 30) + readings(KEY_B, 30)
+                               + readings(KEY_A, 5, stream="temp", start=40)], {}, {})
+    with closing(sqlite3.connect(path)) as db:  # a store from before the index
+        db.execute("DROP INDEX readings_device")
+    with closing(open_reading_store(path)):     # the gateway opening it adds the index
+        pass
+    with closing(open_reading_store(path, read_only=True)) as reader:
+        connection = reader._db
+        assert isinstance(connection, sqlite3.Connection)
+        statements: list[str] = []
+        connection.set_trace_callback(statements.append)
+        got = reader.device_readings(KEY_A.did, from_ms=T0 + 3000, last=2)
+        connection.set_trace_callback(None)
+        assert [(s.reading.stream, s.reading.seq) for s in got] == [
+            ("pm25", 29), ("pm25", 30), ("temp", 43), ("temp", 44)]
+        plans = [" / ".join(row[3] for row in connection.execute("EXPLAIN QUERY PLAN " + sql))
+                 for sql in statements]
+    assert len(plans) == 3, statements  # the device's streams, then one query per stream
+    for plan in plans:
+        assert "readings_device" in plan and "SCAN readings" not in plan, plan
+
+
 def test_invalid_read_only_store_that_does_not_exist(tmp_path: Path, postgres_url: str) -> None:
     missing = tmp_path / "none.db"
     with pytest.raises(ReadingStoreError, match="no reading store at"):

@@ -463,6 +463,8 @@ class EntityService:
         return out
 
     def matches(self, device: Device, terms: Sequence[QueryTerm]) -> bool:
+        if not terms:
+            return True  # no q: every selected entity, without reading its values
         latest = self.latest(device)
         for term in terms:
             stored = latest.get(term.attribute)
