@@ -21,10 +21,12 @@ from hypothesis import strategies as st
 from iot_harness import Broker, DeviceClock, IotChain, running_gateway
 
 from citychain.core.crypto import PrivateKey, verify_signature
-from citychain.iot.reading import Reading
+from citychain.iot.reading import MAX_SEQ, MAX_VALUE, Reading, parse_reading, sign_reading
 from citychain.iot.sigverify import (
     GoVerifier,
+    Job,
     PoolVerifier,
+    ReadingJob,
     SignatureJob,
     VerifierError,
     open_verifier,
@@ -152,6 +154,89 @@ def test_answers_come_back_in_order_with_gaps_kept(go_verifier: GoVerifier) -> N
     assert go_verifier.collect(second) == [None, None]
     assert go_verifier.collect(third) == [False, True, False]
     assert go_verifier.collect(go_verifier.submit([])) == []
+
+
+READING_CHAIN = "sigverify-readings"
+READING_KEYS = [PrivateKey.from_secret(f"sigverify-reading/{i}") for i in range(3)]
+# Integers around every CBOR head size (1, 2, 3, 5 and 9 bytes) and the wire form's bounds.
+EDGES = [0, 1, 23, 24, 255, 256, 65_535, 65_536, 2**32 - 1, 2**32, MAX_SEQ]
+
+
+@pytest.fixture(scope="module")
+def reading_verifier(sigverify: Path) -> Iterator[GoVerifier]:
+    verifier = GoVerifier(sigverify, chain_id=READING_CHAIN)
+    verifier.self_test()
+    yield verifier
+    verifier.close()
+
+
+def reading_job(reading: Reading, key: PrivateKey) -> ReadingJob:
+    return ReadingJob(key.public_key, reading.to_json().encode(), reading.sig)
+
+
+@settings(max_examples=200, deadline=None)
+@given(key=st.sampled_from(READING_KEYS),
+       stream=st.from_regex(r"[A-Za-z][A-Za-z0-9_.]{0,31}", fullmatch=True),
+       seq=st.one_of(st.sampled_from(EDGES), st.integers(0, MAX_SEQ)),
+       ts_ms=st.one_of(st.sampled_from(EDGES), st.integers(0, MAX_SEQ)),
+       value=st.one_of(st.sampled_from([-e for e in EDGES] + EDGES),
+                       st.integers(-MAX_VALUE, MAX_VALUE)),
+       forge=st.booleans())
+def test_the_go_verifier_encodes_a_reading_as_this_process_does(
+        reading_verifier: GoVerifier, key: PrivateKey, stream: str, seq: int, ts_ms: int,
+        value: int, forge: bool) -> None:
+    signed = sign_reading(key, READING_CHAIN, stream, seq, ts_ms, value)
+    reading = signed if not forge else Reading(
+        signed.device, signed.stream, signed.seq, signed.ts_ms, signed.value,
+        bytes([signed.sig[0] ^ 1]) + signed.sig[1:])
+    parsed = parse_reading(reading.to_json().encode(), reading.topic)
+    assert parsed.wire_payload is not None  # what the gateway hands the verifier
+    pending = reading_verifier.submit([ReadingJob(key.public_key, parsed.wire_payload,
+                                                  parsed.sig)])
+    assert reading_verifier.collect(pending) == [not forge]
+    assert pending.reading_ids == [reading.reading_id]  # the id of the bytes, valid or not
+
+
+def test_a_payload_the_go_verifier_cannot_read_is_left_to_the_caller(
+        reading_verifier: GoVerifier) -> None:
+    key = READING_KEYS[0]
+    good = sign_reading(key, READING_CHAIN, "pm25", 3, 1_700_000_000_000, -7)
+    wire = good.to_json().encode()
+    other_sig = sign_reading(key, READING_CHAIN, "pm25", 4, 1_700_000_000_000, -7).sig
+    jobs: list[Job | None] = [
+        reading_job(good, key),
+        ReadingJob(key.public_key, wire.replace(b",", b", "), good.sig),      # not the wire form
+        ReadingJob(key.public_key, wire.replace(b'"seq":3', b'"seq":03'), good.sig),
+        ReadingJob(key.public_key, wire, other_sig),                # "sig" is not the job's
+        ReadingJob(key.public_key, wire[:-1], good.sig),                      # cut short
+        None,
+        (key.public_key, good.sign_bytes(READING_CHAIN), good.sig),           # a plain job
+    ]
+    pending = reading_verifier.submit(jobs)
+    assert reading_verifier.collect(pending) == [True, None, None, None, None, None, True]
+    assert pending.reading_ids == [good.reading_id, None, None, None, None, None, None]
+    assert parse_reading(wire.replace(b",", b", ")).wire_payload is None  # never sent as such
+
+
+def test_reading_jobs_need_a_verifier_that_knows_the_chain(sigverify: Path) -> None:
+    key = READING_KEYS[1]
+    job = reading_job(sign_reading(key, READING_CHAIN, "pm25", 1, 1_700_000_000_000, 1), key)
+    plain = GoVerifier(sigverify)
+    pool = PoolVerifier(1)
+    try:
+        assert not plain.encodes_readings and not pool.encodes_readings
+        for verifier in (plain, pool):
+            with pytest.raises(TypeError, match="reading jobs"):
+                verifier.submit([job])
+    finally:
+        plain.close()
+        pool.close()
+    # the binary itself, asked without the chain's prefix, reads no reading
+    wire = job.payload
+    request = (b"\x01\x00\x00\x00" + job.pubkey + job.signature
+               + (len(wire) | 1 << 31).to_bytes(4, "little") + wire)
+    done = subprocess.run([str(sigverify)], input=request, capture_output=True, timeout=30)
+    assert done.returncode == 0 and done.stdout == b"\x02" + bytes(32)
 
 
 def test_a_malformed_request_stops_the_binary_with_a_message(sigverify: Path) -> None:

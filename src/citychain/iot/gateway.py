@@ -27,7 +27,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 import paho.mqtt.client as mqtt
@@ -62,8 +62,9 @@ from citychain.iot.reading import (
     parse_reading,
 )
 from citychain.iot.sigverify import (
+    Job,
     Pending,
-    SignatureJob,
+    ReadingJob,
     SignatureVerifier,
     VerifierError,
     open_verifier,
@@ -174,13 +175,17 @@ class ReadingChecker:
             raise ReadingRejectedError(OUT_OF_RANGE, f"{reading.value} outside {low}..{high}")
         self.progress[reading.device] = (reading.seq, reading.ts_ms)
 
-    def signature_job(self, reading: Reading) -> SignatureJob | None:
+    def signature_job(self, reading: Reading, *, from_payload: bool = False) -> Job | None:
         """What :func:`verify_signature` needs for ``reading``, or None when an earlier check
-        (device, status, stream) refuses it anyway."""
+        (device, status, stream) refuses it anyway. ``from_payload``: a :class:`ReadingJob`
+        when the reading came in the wire form (the verifier encodes it)."""
         info = self.devices(reading.device)
         if info is None or info.owner != self.operator or not info.active or \
                 reading.stream not in info.streams:
             return None
+        payload = reading.wire_payload if from_payload else None
+        if payload is not None:
+            return ReadingJob(info.pubkey, payload, reading.sig)
         return info.pubkey, reading.sign_bytes(self.chain_id), reading.sig
 
 
@@ -251,11 +256,12 @@ def build_batch(part: Sequence[tuple[int, Leaf]], previous_batch_id: bytes) -> B
 
 @dataclass
 class Verifying:
-    """Signature checks under way for a list of readings: ``jobs`` (one per reading; None when
-    no verifier is used) and the verifier's ``pending`` verdicts of them."""
+    """Signature checks under way for ``readings``: ``jobs`` (one per reading; None when no
+    verifier is used) and the verifier's ``pending`` verdicts of them."""
 
-    jobs: list[SignatureJob | None] | None
+    jobs: list[Job | None] | None
     pending: Pending | None = None
+    readings: list[Reading] = field(default_factory=list)
 
 
 @dataclass
@@ -319,7 +325,8 @@ class Gateway:
             VerifierError: the verifier asked for cannot be started.
             RpcError, OSError: the node or the broker cannot be reached.
         """
-        self._verifier = open_verifier(self.config.verifier, self.config.verify_processes)
+        self._verifier = open_verifier(self.config.verifier, self.config.verify_processes,
+                                       chain_id=self.checker.chain_id)
         log.info("signatures checked by %s", self._verifier.name if self._verifier
                  else "the ingest thread")
         try:
@@ -568,9 +575,11 @@ class Gateway:
         leave this thread a share when ``share_here``)."""
         if self._verifier is None or len(readings) < 8:
             return Verifying(None)
-        jobs = [self.checker.signature_job(reading) for reading in readings]
+        from_payload = self._verifier.encodes_readings
+        jobs = [self.checker.signature_job(reading, from_payload=from_payload)
+                for reading in readings]
         try:
-            return Verifying(jobs, self._verifier.submit(jobs, share_here=share_here))
+            return Verifying(jobs, self._verifier.submit(jobs, share_here=share_here), readings)
         except VerifierError as exc:
             self._verifier_stopped(exc)
             return Verifying(None)
@@ -584,6 +593,13 @@ class Gateway:
         except VerifierError as exc:
             self._verifier_stopped(exc)
             return []
+        # A reading the verifier encoded keeps the id it computed (valid ones only: the
+        # others are refused, never stored).
+        ids = verifying.pending.reading_ids  # none unless the verifier encodes readings
+        for reading, reading_id, ok in zip(verifying.readings, ids, valid,
+                                           strict=bool(ids)):
+            if reading_id is not None and ok:
+                reading.__dict__["reading_id"] = reading_id
         return [None if job is None or ok is None else (job[0], ok)
                 for job, ok in zip(verifying.jobs, valid, strict=True)]
 

@@ -143,6 +143,13 @@ class Reading:
         return reading
 
     @property
+    def wire_payload(self) -> bytes | None:
+        """The payload this reading was parsed from when it was in :meth:`to_json`'s exact form
+        (what the Go verifier reads a reading from), else None."""
+        payload: bytes | None = self.__dict__.get("wire_payload")
+        return payload
+
+    @property
     def topic(self) -> str:
         return f"{TOPIC_PREFIX}/{self.device}/{self.stream}"
 
@@ -227,7 +234,9 @@ def parse_reading(payload: bytes, topic: str | None = None) -> Reading:
         if seq_ <= MAX_SEQ and ts_ms_ <= MAX_SEQ and -MAX_VALUE <= value_ <= MAX_VALUE:
             did, name = device.decode(), stream.decode()
             if topic is None or topic == f"{TOPIC_PREFIX}/{did}/{name}":
-                return Reading(did, name, seq_, ts_ms_, value_, unhexlify(sig))
+                reading = Reading(did, name, seq_, ts_ms_, value_, unhexlify(sig))
+                reading.__dict__["wire_payload"] = payload
+                return reading
     return _parse_general(payload, topic)
 
 

@@ -13,6 +13,10 @@ verifiers give the same verdicts:
 
 :func:`open_verifier` picks one: ``go``, ``python``, or ``auto`` (Go when the binary is found).
 Either checks itself on a known good and a known bad signature when it starts.
+
+The Go verifier, given the chain id, also takes :class:`ReadingJob`: a reading's wire payload
+instead of its signed bytes. It builds the signed bytes and the reading id itself (the ingest
+thread then encodes neither) and returns the id with the verdict (``Pending.reading_ids``).
 """
 
 from __future__ import annotations
@@ -28,9 +32,10 @@ from abc import ABC, abstractmethod
 from concurrent.futures import BrokenExecutor, Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeGuard
+from typing import NamedTuple, TypeGuard
 
-from citychain.core.crypto import PrivateKey, verify_signature
+from citychain.core.crypto import PrivateKey, domain_bytes, verify_signature
+from citychain.iot.reading import READING_DOMAIN, Reading, sign_reading
 from citychain.node.tools import find_tool, tool_candidates
 
 log = logging.getLogger(__name__)
@@ -38,12 +43,27 @@ log = logging.getLogger(__name__)
 #: (public key, signed bytes, signature)
 SignatureJob = tuple[bytes, bytes, bytes]
 
+
+class ReadingJob(NamedTuple):
+    """A reading's signature to check from its wire payload (in :meth:`Reading.to_json`'s exact
+    form): the verifier builds the signed bytes and computes the reading id. Only a verifier
+    whose ``encodes_readings`` is set takes it."""
+
+    pubkey: bytes
+    payload: bytes
+    signature: bytes
+
+
+Job = SignatureJob | ReadingJob
+
 SIGVERIFY = "citychain-sigverify"
 SIGVERIFY_ENV = "CITYCHAIN_SIGVERIFY"
 VERIFIERS = ("auto", "go", "python")
 
 _SELF_TEST_KEY = PrivateKey.from_secret("citychain-sigverify/self-test")
 _SELF_TEST_MESSAGE = b"citychain-sigverify self-test"
+READING_FLAG = 1 << 31  # in a job's message length: the message is a reading's wire payload
+NOT_A_READING = 2       # the binary's answer to a reading job whose payload it cannot read
 
 
 class VerifierError(Exception):
@@ -51,11 +71,14 @@ class VerifierError(Exception):
     ingest thread)."""
 
 
+def _forged(signature: bytes) -> bytes:
+    return bytes([signature[0] ^ 1]) + signature[1:]
+
+
 def _self_test_jobs() -> list[SignatureJob | None]:
     signature = _SELF_TEST_KEY.sign(_SELF_TEST_MESSAGE)
-    forged = bytes([signature[0] ^ 1]) + signature[1:]
     return [(_SELF_TEST_KEY.public_key, _SELF_TEST_MESSAGE, signature), None,
-            (_SELF_TEST_KEY.public_key, _SELF_TEST_MESSAGE, forged)]
+            (_SELF_TEST_KEY.public_key, _SELF_TEST_MESSAGE, _forged(signature))]
 
 
 def verify_signatures(jobs: list[SignatureJob | None]) -> list[bool | None]:
@@ -72,19 +95,23 @@ class Pending:
     futures: list[Future[list[bool | None]]] = field(default_factory=list)
     # GoVerifier: the request's number, its jobs, and which of them went to the binary.
     ticket: int = 0
-    jobs: list[SignatureJob | None] = field(default_factory=list)
+    jobs: list[Job | None] = field(default_factory=list)
     sent: list[bool] = field(default_factory=list)
+    # Set by collect: the id of each reading job the verifier read (None for the others).
+    reading_ids: list[bytes | None] = field(default_factory=list)
 
 
 class SignatureVerifier(ABC):
     """Verdicts of signature jobs, computed beside the caller, collected in submit order."""
 
     name = ""
+    encodes_readings = False  # takes ReadingJob
 
     @abstractmethod
-    def submit(self, jobs: list[SignatureJob | None], *,
+    def submit(self, jobs: list[Job | None], *,
                share_here: bool = False) -> Pending:
-        """Start checking ``jobs`` (None: no signature to check, its verdict is None).
+        """Start checking ``jobs`` (None: no signature to check, its verdict is None; a
+        :class:`ReadingJob` only when ``encodes_readings``).
         ``share_here``: the caller is idle until it collects, so it may verify a share itself.
 
         Raises:
@@ -93,7 +120,8 @@ class SignatureVerifier(ABC):
 
     @abstractmethod
     def collect(self, pending: Pending) -> list[bool | None]:
-        """The verdicts of ``pending``, one per job; call in the order of ``submit``.
+        """The verdicts of ``pending``, one per job (None also for a reading job whose payload
+        the verifier could not read: check it yourself); call in the order of ``submit``.
 
         Raises:
             VerifierError: the verifier stopped.
@@ -138,13 +166,16 @@ class PoolVerifier(SignatureVerifier):
                                          initializer=_exit_with_parent,
                                          initargs=(os.getpid(),))
 
-    def submit(self, jobs: list[SignatureJob | None], *,
+    def submit(self, jobs: list[Job | None], *,
                share_here: bool = False) -> Pending:
+        if any(isinstance(job, ReadingJob) for job in jobs):
+            raise TypeError(f"{self.name} does not take reading jobs")
         pending = Pending()
         if not jobs:
             return pending
         size = -(-len(jobs) // (self.processes + share_here))
-        slices = [jobs[i:i + size] for i in range(0, len(jobs), size)]
+        slices: list[list[SignatureJob | None]] = [
+            jobs[i:i + size] for i in range(0, len(jobs), size)]
         if share_here:
             pending.own = slices.pop(0)
         try:
@@ -169,7 +200,7 @@ class PoolVerifier(SignatureVerifier):
 _HEADER = struct.Struct("<I")
 
 
-def _well_formed(job: SignatureJob | None) -> TypeGuard[SignatureJob]:
+def _well_formed(job: Job | None) -> TypeGuard[Job]:
     """A job the binary can take: a 32-byte key and a 64-byte signature (any other is invalid
     without asking)."""
     return job is not None and len(job[0]) == 32 and len(job[2]) == 64
@@ -180,11 +211,17 @@ class GoVerifier(SignatureVerifier):
     signature) on its stdout, in order. It reads ahead, so a submit never waits for the checks
     of the chunk before."""
 
-    def __init__(self, binary: Path, workers: int = 1, key_cache: int | None = None) -> None:
-        """``key_cache``: public keys the binary keeps expanded (None: its default, 16,384)."""
+    def __init__(self, binary: Path, workers: int = 1, key_cache: int | None = None,
+                 chain_id: str | None = None) -> None:
+        """``key_cache``: public keys the binary keeps expanded (None: its default, 16,384).
+        ``chain_id``: the chain whose readings it may be given as :class:`ReadingJob`."""
         self.binary = binary
         self.name = f"{SIGVERIFY} ({binary})"
+        self.chain_id = chain_id
+        self.encodes_readings = chain_id is not None
         extra = [] if key_cache is None else ["-key-cache", str(key_cache)]
+        if chain_id is not None:
+            extra += ["-reading-prefix", domain_bytes(READING_DOMAIN, chain_id, b"").hex()]
         try:
             self._process = subprocess.Popen(
                 [str(binary), "-workers", str(workers), *extra], stdin=subprocess.PIPE,
@@ -193,6 +230,30 @@ class GoVerifier(SignatureVerifier):
             raise VerifierError(f"cannot start {binary}: {exc}") from exc
         self._submitted = 0
         self._collected = 0
+
+    def self_test(self) -> None:
+        """The signature self-test, then (given a chain id) a reading job: its verdict and the
+        reading id it returns must be what this process computes, and a forged one invalid.
+
+        Raises:
+            VerifierError: a verdict or the id is wrong.
+        """
+        super().self_test()
+        if self.chain_id is None:
+            return
+        good = sign_reading(_SELF_TEST_KEY, self.chain_id, "selftest", 7, 1_700_000_000_000, -5)
+        bad = Reading(good.device, good.stream, good.seq, good.ts_ms, good.value,
+                      _forged(good.sig))
+        jobs: list[Job | None] = [
+            ReadingJob(_SELF_TEST_KEY.public_key, r.to_json().encode(), r.sig) for r in (good, bad)]
+        pending = self.submit(jobs)
+        verdicts = self.collect(pending)
+        if verdicts != [True, False] or pending.reading_ids != [good.reading_id, bad.reading_id]:
+            self.close()
+            raise VerifierError(f"{self.name} failed its reading self-test: {verdicts}, ids "
+                                f"{[i.hex() if i else i for i in pending.reading_ids]} "
+                                f"(expected [True, False], {good.reading_id.hex()}, "
+                                f"{bad.reading_id.hex()})")
 
     def _stopped(self, exc: BaseException) -> VerifierError:
         code = self._process.poll()
@@ -203,14 +264,21 @@ class GoVerifier(SignatureVerifier):
                              + (f"; exit code {code}" if code is not None else "")
                              + (f": {detail}" if detail else "") + ")")
 
-    def submit(self, jobs: list[SignatureJob | None], *,
+    def submit(self, jobs: list[Job | None], *,
                share_here: bool = False) -> Pending:
         sent = [_well_formed(job) for job in jobs]
         parts = [_HEADER.pack(sum(sent))]
         for job, well_formed in zip(jobs, sent, strict=True):
             if well_formed:
                 pubkey, message, signature = job  # type: ignore[misc]
-                parts += (pubkey, signature, _HEADER.pack(len(message)), message)
+                if type(job) is ReadingJob:
+                    if not self.encodes_readings:
+                        raise TypeError(f"{self.name} was started without a chain id: it "
+                                        "takes no reading jobs")
+                    parts += (pubkey, signature, _HEADER.pack(READING_FLAG | len(message)),
+                              message)
+                else:
+                    parts += (pubkey, signature, _HEADER.pack(len(message)), message)
         assert self._process.stdin is not None
         try:
             self._process.stdin.write(b"".join(parts))
@@ -223,7 +291,10 @@ class GoVerifier(SignatureVerifier):
         if pending.ticket != self._collected + 1:
             raise ValueError(f"collect out of order: request {pending.ticket}, "
                              f"expected {self._collected + 1}")
-        wanted = sum(pending.sent)
+        readings = [sent and type(job) is ReadingJob
+                    for job, sent in zip(pending.jobs, pending.sent, strict=True)]
+        count = sum(pending.sent)
+        wanted = count + 32 * sum(readings)
         assert self._process.stdout is not None
         answer = b""
         try:
@@ -235,9 +306,24 @@ class GoVerifier(SignatureVerifier):
         except (OSError, EOFError) as exc:
             raise self._stopped(exc) from exc
         self._collected += 1
-        verdicts = iter(answer)
-        return [None if job is None else sent and next(verdicts) == 1
-                for job, sent in zip(pending.jobs, pending.sent, strict=True)]
+        verdicts: list[bool | None] = []
+        ids: list[bytes | None] = []
+        at, id_at = 0, count
+        for job, sent, reading in zip(pending.jobs, pending.sent, readings, strict=True):
+            if job is None or not sent:
+                verdicts.append(None if job is None else False)
+                ids.append(None)
+                continue
+            verdict = answer[at]
+            at += 1
+            if reading:
+                ids.append(None if verdict == NOT_A_READING else answer[id_at:id_at + 32])
+                id_at += 32
+            else:
+                ids.append(None)
+            verdicts.append(None if verdict == NOT_A_READING else verdict == 1)
+        pending.reading_ids = ids
+        return verdicts
 
     def close(self) -> None:
         for stream in (self._process.stdin, self._process.stdout, self._process.stderr):
@@ -250,11 +336,13 @@ class GoVerifier(SignatureVerifier):
             self._process.wait(10)
 
 
-def open_verifier(kind: str, processes: int) -> SignatureVerifier | None:
+def open_verifier(kind: str, processes: int,
+                  chain_id: str | None = None) -> SignatureVerifier | None:
     """The verifier ``kind`` (``auto``, ``go`` or ``python``), self-tested; None when
     ``processes`` is 0 (the ingest thread then verifies each reading itself).
 
     ``processes`` is the number of Python processes, or of goroutines of the Go verifier.
+    ``chain_id``: the Go verifier then also takes the chain's :class:`ReadingJob`.
 
     Raises:
         VerifierError: ``go`` was asked for and the binary is missing or broken, or a verifier
@@ -273,7 +361,7 @@ def open_verifier(kind: str, processes: int) -> SignatureVerifier | None:
                                 f"scripts/install_sigverify.sh or set {SIGVERIFY_ENV}")
         if binary is not None:
             try:
-                go = GoVerifier(binary, processes)
+                go = GoVerifier(binary, processes, chain_id=chain_id)
                 go.self_test()
                 return go
             except VerifierError as exc:
