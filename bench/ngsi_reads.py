@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import math
 import random
+import sqlite3
 import statistics
 import sys
 import tempfile
@@ -109,8 +110,9 @@ def measure(size: int, device_count: int, samples: int, reference_samples: int, 
         rng = random.Random(seed + 1)
         picked = [rng.choice(devices) for _ in range(samples)]
         store = ReadOnlyReadingStore(path)
+        # the reference statement on a read-only connection of its own, as the store opens one
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
         try:
-            db = store._db
             for device in picked[:20]:  # warm the page cache as a running server has it
                 store.latest_readings(device)
             figures = {
@@ -126,6 +128,7 @@ def measure(size: int, device_count: int, samples: int, reference_samples: int, 
                 if len(read) != expected:
                     raise SystemExit(f"a read returned {len(read)} readings, not {expected}")
         finally:
+            db.close()
             store.close()
     return figures
 
