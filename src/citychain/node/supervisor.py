@@ -83,6 +83,14 @@ class ValidatorDir:
         value: dict[str, Any] = json.loads(self.settings_path.read_text())
         return value
 
+    def write_pid(self, process: str, pid: int) -> None:
+        """Record ``process``'s pid atomically (a temporary file renamed over the old one), so
+        a reader never finds the file empty while it is being rewritten."""
+        path = self.pid_path(process)
+        temporary = path.with_name(f".{path.name}.{os.getpid()}")
+        temporary.write_text(f"{pid}\n")
+        os.replace(temporary, path)
+
     def read_pid(self, process: str) -> int | None:
         try:
             return int(self.pid_path(process).read_text().strip())
@@ -169,7 +177,7 @@ class Supervisor:
                 [sys.executable, "-m", "citychain.consensus.abci", "--db", str(self.node.state_db),
                  "--address", self.settings["proxy_app"]],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        self.node.pid_path("app").write_text(f"{process.pid}\n")
+        self.node.write_pid("app", process.pid)
         deadline = time.monotonic() + READY_TIMEOUT
         while time.monotonic() < deadline:
             if process.poll() is not None:
@@ -200,7 +208,7 @@ class Supervisor:
     def run(self) -> int:
         """Run until a signal (exit 0) or until either child exits (exit 1)."""
         self.node.log_dir.mkdir(parents=True, exist_ok=True)
-        self.node.pid_path("supervisor").write_text(f"{os.getpid()}\n")
+        self.node.write_pid("supervisor", os.getpid())
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self.request_stop)
         try:
@@ -214,7 +222,7 @@ class Supervisor:
             watcher = LogWatcher(self.node.log_dir / "cometbft.log")
             self.cometbft = start_cometbft(self.node.cometbft_home,
                                            self.node.log_dir / "cometbft.log")
-            self.node.pid_path("cometbft").write_text(f"{self.cometbft.pid}\n")
+            self.node.write_pid("cometbft", self.cometbft.pid)
             self.say(f"CometBFT started (pid {self.cometbft.pid}), rpc on "
                      f"127.0.0.1:{self.settings['rpc_port']}")
             while not self._stop_requested:

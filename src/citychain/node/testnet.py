@@ -336,7 +336,7 @@ def start_node(testnet: Testnet, index: int) -> int:
             [sys.executable, "-m", "citychain.node.supervisor", "--node", str(node.root)],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True)
-    node.pid_path("supervisor").write_text(f"{process.pid}\n")
+    node.write_pid("supervisor", process.pid)
     return process.pid
 
 
