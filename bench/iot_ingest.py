@@ -4,14 +4,15 @@ Mosquitto throughput for the same payloads in the same run, at two device counts
     .venv/bin/python bench/iot_ingest.py [--sizes 100,10000] [--readings 50000]
                                          [--batch-seconds 0.5] [--publisher go|python]
                                          [--verifier go|python|auto] [--verify-processes N]
-                                         [--block-interval S] [--store sqlite|postgresql]
+                                         [--chunk N] [--block-interval S]
+                                         [--store sqlite|postgresql]
                                          [--profile-gateway]
 
 For each size (sensor devices registered on chain, built into genesis with the oracle section,
 plus an operator and its Gateway device) the script starts, on loopback:
 
-* Mosquitto on a free port (in memory, ``max_inflight_messages 1000``, no queue limit, as the
-  IoT tests run it);
+* Mosquitto on a free port (in memory, ``max_inflight_messages`` 10,000 or twice ``--chunk``,
+  no queue limit, as the IoT tests run it);
 * a solo node (SQLite state, a block every ``--block-interval``, by default the node's own
   0.2 s; the figures before this file's "this session" section used 50 ms) and its JSON-RPC, in
   a child process;
@@ -342,6 +343,7 @@ import psycopg
 
 from citychain.app.genesis import Genesis
 from citychain.core.crypto import PrivateKey
+from citychain.iot.gateway import GatewayConfig
 from citychain.iot.reading import sign_reading
 from citychain.node.home import NodeConfig
 from citychain.testing.chain import CHAIN_ID, Cast, make_genesis
@@ -402,13 +404,13 @@ def serve_node(devices: int, directory: str, block_interval: float,
 
 # ------------------------------------------------------------------------------ processes
 def run_gateway(node_url: str, port: int, store_path: str, batch_seconds: float,
-                device_ttl: float, verifier: str, verify_processes: int, profile: bool,
-                conn: multiprocessing.connection.Connection) -> None:
+                device_ttl: float, verifier: str, verify_processes: int, chunk: int,
+                profile: bool, conn: multiprocessing.connection.Connection) -> None:
     """Child process: one Gateway (the Gateway device's key) until told to stop."""
     import threading
 
     from citychain.iot.chain import ChainLink
-    from citychain.iot.gateway import Gateway, GatewayConfig
+    from citychain.iot.gateway import Gateway
     from citychain.iot.store import ReadingStore
 
     profiler = cProfile.Profile(time.thread_time)  # the thread's CPU time, not waits
@@ -427,7 +429,7 @@ def run_gateway(node_url: str, port: int, store_path: str, batch_seconds: float,
                          else Path(store_path))
     config = GatewayConfig(broker_port=port, batch_seconds=batch_seconds,
                            device_ttl=device_ttl, verifier=verifier,
-                           verify_processes=verify_processes)
+                           verify_processes=verify_processes, chunk=chunk)
     gateway = (ProfiledGateway if profile else Gateway)(config, store, chain)
     gateway.start()
     gc.freeze()  # as `citychain iot gateway` does after start
@@ -696,7 +698,7 @@ class Phase:
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1e3
 
 
-def start_broker(directory: Path) -> tuple[subprocess.Popen[bytes], int]:
+def start_broker(directory: Path, in_flight: int) -> tuple[subprocess.Popen[bytes], int]:
     import socket
 
     with socket.socket() as sock:
@@ -704,7 +706,7 @@ def start_broker(directory: Path) -> tuple[subprocess.Popen[bytes], int]:
         port = int(sock.getsockname()[1])
     conf = directory / "mosquitto.conf"
     conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-                    "max_inflight_messages 1000\nmax_queued_messages 0\nlog_dest none\n")
+                    f"max_inflight_messages {in_flight}\nmax_queued_messages 0\nlog_dest none\n")
     process = subprocess.Popen(["/usr/sbin/mosquitto", "-c", str(conf)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 10
@@ -742,7 +744,7 @@ def run_size(devices: int, args: argparse.Namespace,
         payloads = sign_payloads(devices, args.readings)
         payloads_path = directory / "payloads.bin"
         write_messages(payloads_path, payloads)
-        broker, port = start_broker(directory)
+        broker, port = start_broker(directory, max(10_000, 2 * args.chunk))
         node_parent, node_child = context.Pipe()
         node = context.Process(target=serve_node,
                                args=(devices, text, args.block_interval, node_child), daemon=True)
@@ -771,8 +773,8 @@ def run_size(devices: int, args: argparse.Namespace,
                 location = postgres.create_database(f"readings_{devices}")
             gateway = context.Process(target=run_gateway, args=(
                 node_url, port, location, args.batch_seconds,
-                args.device_ttl, args.verifier, args.verify_processes, args.profile_gateway,
-                gw_child))
+                args.device_ttl, args.verifier, args.verify_processes, args.chunk,
+                args.profile_gateway, gw_child))
             # not daemonic: the gateway starts its signature verifier process
             gateway.start()
             started.append((gateway, gw_parent))
@@ -892,6 +894,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--verify-processes", type=int, default=1,
                         help="the gateway's verify_processes (Go: goroutines; 0: verify in its "
                              "ingest thread)")
+    parser.add_argument("--chunk", type=int, default=GatewayConfig().chunk,
+                        help="the gateway's chunk: readings per store transaction and ack "
+                             "round at most (the broker allows twice as many in flight)")
     parser.add_argument("--block-interval", type=float, default=BLOCK_INTERVAL,
                         help="the solo node's seconds between blocks (default: its default)")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per phase at most")
@@ -913,7 +918,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"iot ingest: {args.readings:,} signed readings per phase "
           f"(python {sys.version.split()[0]}, {os.cpu_count()} cores), publisher: "
           f"{PUBLISHERS[args.publisher].name}, store: {args.store}, verifier: {args.verifier}, "
-          f"blocks every {args.block_interval} s",
+          f"blocks every {args.block_interval} s, chunk {args.chunk:,}",
           flush=True)
     with contextlib.ExitStack() as stack:
         postgres = (stack.enter_context(PostgresServer())

@@ -165,6 +165,12 @@ def gateway(
         "--verify-processes", min=0, help="Verifier processes (Go: goroutines); 0 checks each "
                                           "signature in the ingest thread.")
     ] = DEFAULTS.verify_processes,
+    chunk: Annotated[int, typer.Option(
+        "--chunk", min=1, help="Readings committed in one store transaction and acked together, "
+                               "at most (fewer when fewer wait). The broker must allow twice "
+                               "as many QoS 1 messages in flight to the gateway "
+                               "(Mosquitto: max_inflight_messages).")
+    ] = DEFAULTS.chunk,
 ) -> None:
     """Subscribe to city/<device>/<stream> (QoS 1), check each signed reading, store accepted
     ones durably before acking them, seal batches and anchor their Merkle roots on chain.
@@ -183,7 +189,7 @@ def gateway(
                            window_past_ms=window_past_ms, window_future_ms=window_future_ms,
                            stats_seconds=stats_seconds, preload_devices=preload_devices,
                            anchor_window=anchor_window, verifier=verifier,
-                           verify_processes=verify_processes)
+                           verify_processes=verify_processes, chunk=chunk)
     reading_store = open_store(home, store, read_only=False)
     chain = ChainLink(resolve_node_url(node, home), device_key)
     stopping = threading.Event()

@@ -34,9 +34,10 @@ def broker_config(port: int, host: str = "127.0.0.1") -> str:
     return (f"listener {port} {host}\n"
             "allow_anonymous true\n"
             "persistence false\n"
-            # The gateway acks after its commit; let whole chunks be in flight, and queue every
-            # QoS 1 message for a gateway's session while it is down.
-            "max_inflight_messages 1000\n"
+            # The gateway acks after its commit; let two whole chunks be in flight (the default
+            # chunk is 4,000), and queue every QoS 1 message for a gateway's session while it
+            # is down.
+            "max_inflight_messages 10000\n"
             "max_queued_messages 0\n"
             "log_dest stderr\n")
 

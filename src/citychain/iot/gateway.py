@@ -105,7 +105,8 @@ class GatewayConfig:
     client_id: str = ""              # default: derived from the gateway's DID
     batch_seconds: float = 5.0       # seal when the oldest unbatched reading is this old...
     batch_readings: int = 1000       # ...or this many are waiting
-    chunk: int = 500                 # readings per SQLite transaction (and per ack round)
+    chunk: int = 4000                # readings per store transaction (and per ack round) at
+                                     # most; the broker must allow twice as many in flight
     window_past_ms: int = 600_000    # accept readings at most this much older than our clock
     window_future_ms: int = 30_000   # ...or this much ahead of it
     device_ttl: float = DEFAULT_DEVICE_TTL  # seconds a device record is kept at most (safety
