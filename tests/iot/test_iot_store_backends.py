@@ -340,16 +340,53 @@ def test_device_readings_from_to_and_last(store: ReadingStore,
         reader.close()
 
 
-def test_device_readings_probe_the_device_index_instead_of_scanning_the_store(
+def unnumber(store_location: Path | str) -> None:
+    """Turn a store back into one from before the series numbers (with the index on
+    (device, stream, ts_ms) that they replaced)."""
+    statements = ["DROP INDEX readings_series", "ALTER TABLE readings DROP COLUMN series",
+                  "DROP TABLE series",
+                  "CREATE INDEX readings_device ON readings (device, stream, ts_ms)"]
+    if isinstance(store_location, Path):
+        with closing(sqlite3.connect(store_location)) as db:
+            for statement in statements:
+                db.execute(statement)
+            db.commit()
+    else:
+        with psycopg.connect(store_location) as pg:
+            for statement in statements:
+                pg.execute(statement)  # type: ignore[arg-type]
+
+
+def test_a_store_from_before_the_series_is_read_then_numbered_by_the_gateway(
+        store: ReadingStore, store_location: Path | str) -> None:
+    pm25, temp, other = readings(KEY_A, 4), readings(KEY_A, 2, stream="temp", start=9), \
+        readings(KEY_B, 3)
+    store.commit_readings([(r, T0) for r in pm25 + other + temp], {}, {})
+    store.close()
+    unnumber(store_location)
+    expected = [(r.stream, r.seq) for r in pm25[2:] + temp]
+    with closing(open_reading_store(store_location, read_only=True)) as reader:  # scans
+        assert [(s.reading.stream, s.reading.seq)
+                for s in reader.device_readings(KEY_A.did, last=2)] == expected
+    with closing(open_reading_store(store_location)) as gateway:  # numbers them
+        gateway.commit_readings([(r, T0) for r in readings(KEY_B, 1, start=4)], {}, {})
+        db = gateway._db
+        assert sorted(tuple(row) for row in db.execute("SELECT device, stream FROM series")) \
+            == sorted([(KEY_A.did, "pm25"), (KEY_A.did, "temp"), (KEY_B.did, "pm25")])
+        assert db.execute("SELECT COUNT(*) FROM readings r JOIN series s ON r.series = s.n "
+                          "AND r.device = s.device AND r.stream = s.stream").fetchone()[0] == 10
+    with closing(open_reading_store(store_location, read_only=True)) as reader:
+        assert [(s.reading.stream, s.reading.seq)
+                for s in reader.device_readings(KEY_A.did, last=2)] == expected
+        assert [s.reading.seq for s in reader.device_readings(KEY_B.did)] == [1, 2, 3, 4]
+
+
+def test_device_readings_probe_the_series_index_instead_of_scanning_the_store(
         tmp_path: Path) -> None:
     path = tmp_path / "readings.db"
     with closing(open_reading_store(path)) as store:
         store.commit_readings([(r, T0) for r in readings(KEY_A, 30) + readings(KEY_B, 30)
                                + readings(KEY_A, 5, stream="temp", start=40)], {}, {})
-    with closing(sqlite3.connect(path)) as db:  # a store from before the index
-        db.execute("DROP INDEX readings_device")
-    with closing(open_reading_store(path)):     # the gateway opening it adds the index
-        pass
     with closing(open_reading_store(path, read_only=True)) as reader:
         connection = reader._db
         assert isinstance(connection, sqlite3.Connection)
@@ -360,10 +397,11 @@ def test_device_readings_probe_the_device_index_instead_of_scanning_the_store(
         assert [(s.reading.stream, s.reading.seq) for s in got] == [
             ("pm25", 29), ("pm25", 30), ("temp", 43), ("temp", 44)]
         plans = [" / ".join(row[3] for row in connection.execute("EXPLAIN QUERY PLAN " + sql))
-                 for sql in statements]
-    assert len(plans) == 3, statements  # the device's streams, then one query per stream
-    for plan in plans:
-        assert "readings_device" in plan and "SCAN readings" not in plan, plan
+                 for sql in statements if sql.startswith("SELECT") and "pragma_" not in sql]
+    assert len(plans) == 3, statements  # the device's series, then one query per series
+    assert "sqlite_autoindex_series" in plans[0] and "SCAN" not in plans[0], plans[0]
+    for plan in plans[1:]:
+        assert "readings_series" in plan and "SCAN readings" not in plan, plan
 
 
 def test_invalid_read_only_store_that_does_not_exist(tmp_path: Path, postgres_url: str) -> None:

@@ -53,10 +53,16 @@ CREATE TABLE IF NOT EXISTS readings (
     sig {blob} NOT NULL,
     received_ms {integer} NOT NULL,
     status TEXT NOT NULL DEFAULT 'accepted',
-    batch_id {blob}
+    batch_id {blob},
+    series {integer}
 );
 CREATE INDEX IF NOT EXISTS readings_pending ON readings (status, n);
-CREATE INDEX IF NOT EXISTS readings_device ON readings (device, stream, ts_ms);
+CREATE TABLE IF NOT EXISTS series (
+    n {row_number},
+    device TEXT NOT NULL,
+    stream TEXT NOT NULL,
+    UNIQUE (device, stream)
+);
 CREATE TABLE IF NOT EXISTS device_progress (
     device TEXT PRIMARY KEY,
     last_seq {integer} NOT NULL,
@@ -96,7 +102,7 @@ INSERT INTO progress_mark (id, n) SELECT 0, (SELECT COALESCE(MAX(n), 0) FROM rea
     WHERE NOT EXISTS (SELECT 1 FROM progress_mark);
 """
 TABLES = ("readings", "device_progress", "batches", "rejections", "reading_counts",
-          "progress_mark")
+          "progress_mark", "series")
 PROGRESS_EVERY = 20_000
 """Readings between two writes of the devices' progress: the progress of the readings after
 the last write (row number ``progress_mark.n``) is read back from them on open."""
@@ -248,6 +254,8 @@ class _Backend(Protocol):
 
     def has_table(self, db: _Connection, name: str) -> bool: ...
 
+    def has_column(self, db: _Connection, table: str, column: str) -> bool: ...
+
 
 class _SqliteBackend:
     dialect = SQLITE
@@ -286,6 +294,10 @@ class _SqliteBackend:
     def has_table(self, db: _Connection, name: str) -> bool:
         return db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
                           (name,)).fetchone() is not None
+
+    def has_column(self, db: _Connection, table: str, column: str) -> bool:
+        return db.execute("SELECT 1 FROM pragma_table_info(?) WHERE name = ?",
+                          (table, column)).fetchone() is not None
 
 
 class _PostgresBackend:
@@ -329,6 +341,11 @@ class _PostgresBackend:
     def has_table(self, db: _Connection, name: str) -> bool:
         row = db.execute("SELECT to_regclass(?) IS NOT NULL", (name,)).fetchone()
         return bool(row[0])
+
+    def has_column(self, db: _Connection, table: str, column: str) -> bool:
+        return db.execute("SELECT 1 FROM information_schema.columns WHERE table_schema = "
+                          "current_schema() AND table_name = ? AND column_name = ?",
+                          (table, column)).fetchone() is not None
 
 
 def _backend(location: Path | str, *, read_only: bool) -> _Backend:
@@ -381,15 +398,54 @@ class ReadingStore:
         ReadingStoreError: PostgreSQL cannot be reached or refused the connection.
     """
 
+    _series: dict[tuple[str, str], int] | None
+
     def __init__(self, location: Path | str) -> None:
         self._open(_backend(location, read_only=False))
         with self._transaction(self._dialect.begin_schema) as db:
             for statement in self._dialect.schema():
                 db.execute(statement)
+            self._number_series(db)
         # the next progress write covers the readings stored after the last one, too
         unsaved, count = self._progress_after_mark()
         self._unsaved_progress.update(unsaved)
         self._unsaved_readings = count
+
+    def _number_series(self, db: _Connection) -> None:
+        """Index the readings by series: a number for each (device, stream), kept in the
+        ``series`` table, and ``readings_series`` on (series, ts_ms) for the NGSI-LD reads. A
+        store from before the numbers gets them here, and loses the index on (device, stream,
+        ts_ms) they replace: its text keys made it ~3x larger, and at 10,000 devices each
+        chunk rewrote about one of its pages per reading (~6 us per reading at ingest, against
+        ~2 for the numbers)."""
+        if not self._backend.has_column(db, "readings", "series"):
+            db.execute(f"ALTER TABLE readings ADD COLUMN series {self._dialect.integer}")
+            db.execute("INSERT INTO series (device, stream) SELECT DISTINCT device, stream "
+                       "FROM readings ORDER BY device, stream")
+            db.execute("UPDATE readings SET series = (SELECT n FROM series WHERE "
+                       "series.device = readings.device AND series.stream = readings.stream)")
+        db.execute("CREATE INDEX IF NOT EXISTS readings_series ON readings (series, ts_ms)")
+        db.execute("DROP INDEX IF EXISTS readings_device")
+
+    def _series_numbers(self, db: _Connection, readings: Iterable[Reading]
+                        ) -> tuple[dict[tuple[str, str], int], dict[tuple[str, str], int]]:
+        """(the series numbers known, those ``readings`` add), the new ones written in the
+        caller's transaction; the caller keeps them once it has committed."""
+        known = self._series
+        if known is None:
+            known = self._series = {(str(device), str(stream)): int(n) for n, device, stream
+                                    in db.execute("SELECT n, device, stream FROM series")}
+        added: dict[tuple[str, str], int] = {}
+        for reading in readings:
+            pair = (reading.device, reading.stream)
+            if pair in known or pair in added:
+                continue
+            # another gateway on the same PostgreSQL store may have numbered it meanwhile
+            db.execute("INSERT INTO series (device, stream) VALUES (?, ?) "
+                       "ON CONFLICT (device, stream) DO NOTHING", pair)
+            (added[pair],) = db.execute("SELECT n FROM series WHERE device = ? AND stream = ?",
+                                        pair).fetchone()
+        return known, added
 
     def _open(self, backend: _Backend) -> None:
         self._backend = backend
@@ -404,6 +460,7 @@ class ReadingStore:
         self._write_lock = threading.Lock()
         self._unsaved_progress: dict[str, tuple[int, int]] = {}  # of the writing thread
         self._unsaved_readings = 0
+        self._series = None  # (device, stream) -> series number, loaded by the first commit
         self._db  # noqa: B018  (connect now: a bad URL fails here, not in a worker thread)
 
     @property
@@ -473,11 +530,13 @@ class ReadingStore:
         unsaved = {**self._unsaved_progress, **progress}
         due = self._unsaved_readings + len(accepted) >= PROGRESS_EVERY
         with self._transaction() as db:
+            known, added = self._series_numbers(db, (r for r, _ in accepted))
+            series = {**known, **added} if added else known
             db.executemany(
-                "INSERT INTO readings (id, device, stream, seq, ts_ms, value, sig, received_ms)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [(r.reading_id, r.device, r.stream, r.seq, r.ts_ms, r.value, r.sig, received)
-                 for r, received in accepted])
+                "INSERT INTO readings (id, device, stream, series, seq, ts_ms, value, sig, "
+                "received_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(r.reading_id, r.device, r.stream, series[r.device, r.stream], r.seq, r.ts_ms,
+                  r.value, r.sig, received) for r, received in accepted])
             self._count(db, {ACCEPTED: len(accepted)})
             if due:
                 self._write_progress(db, unsaved)
@@ -486,6 +545,7 @@ class ReadingStore:
                 "DO UPDATE SET count = rejections.count + excluded.count",
                 sorted(rejected.items()))
         # only once committed: a failed transaction leaves the unsaved progress as it was
+        known.update(added)
         if due:
             self._unsaved_progress, self._unsaved_readings = {}, 0
         else:
@@ -734,6 +794,7 @@ class ReadOnlyReadingStore(ReadingStore):
     def __init__(self, location: Path | str) -> None:
         self._open(_backend(location, read_only=True))
         self._backend.check_present(self._db)
+        self._numbered = False  # readings carry their series (a gateway opened the store)
 
     # ------------------------------------------------------------------ NGSI-LD reads
     def latest_readings(self, device: str) -> list[StoredReading]:
@@ -748,37 +809,41 @@ class ReadOnlyReadingStore(ReadingStore):
         by stream then time; with ``last`` only the newest ``last`` of each stream. Dropped and
         unanchorable readings are left out.
 
-        Reads the ``readings_device`` index (device, stream, time): the device's streams by
-        one index probe each, then each stream's readings in the window from its newest back,
-        so the cost follows what is returned, not the size of the store."""
+        Reads the device's series (one per stream) from the ``series`` table, then each
+        series' readings in the window from its newest back through the ``readings_series``
+        index (series, time), so the cost follows what is returned, not the size of the store.
+        A store no gateway has opened since before the series has no such index: its readings
+        are scanned."""
         db = self._db
         low = _INT64_MIN if from_ms is None else min(max(from_ms, _INT64_MIN), _INT64_MAX)
         high = _INT64_MAX if to_ms is None else min(max(to_ms - 1, _INT64_MIN), _INT64_MAX)
-        found: list[StoredReading] = []
-        for (stream,) in db.execute(_DEVICE_STREAMS, (device, device)).fetchall():
-            rows = db.execute(
+        limit = _INT64_MAX if last is None else last
+        self._numbered = self._numbered or self._backend.has_column(db, "readings", "series")
+        if self._numbered:
+            streams = [(str(stream), db.execute(
                 "SELECT seq, ts_ms, value, sig, received_ms, status, batch_id FROM readings"
-                " WHERE device = ? AND stream = ? AND ts_ms BETWEEN ? AND ?"
-                " AND status IN (?, ?) ORDER BY ts_ms DESC LIMIT ?",
-                (device, stream, low, high, ACCEPTED, BATCHED,
-                 _INT64_MAX if last is None else last)).fetchall()
-            found += [StoredReading(Reading(device, stream, seq, ts, value, bytes(sig)), received,
-                                    status, None if batch is None else bytes(batch))
-                      for seq, ts, value, sig, received, status, batch in reversed(rows)]
-        return found
+                " WHERE series = ? AND ts_ms BETWEEN ? AND ? AND status IN (?, ?)"
+                " ORDER BY ts_ms DESC LIMIT ?",
+                (number, low, high, ACCEPTED, BATCHED, limit)).fetchall())
+                for number, stream in db.execute(
+                    "SELECT n, stream FROM series WHERE device = ? ORDER BY stream",
+                    (device,)).fetchall()]
+        else:
+            rows = db.execute(
+                "SELECT stream, seq, ts_ms, value, sig, received_ms, status, batch_id"
+                " FROM readings WHERE device = ? AND ts_ms BETWEEN ? AND ? AND status IN (?, ?)"
+                " ORDER BY stream, ts_ms DESC", (device, low, high, ACCEPTED, BATCHED))
+            by_stream: dict[str, list[Any]] = {}
+            for stream, *row in rows:
+                by_stream.setdefault(str(stream), []).append(row)
+            streams = [(stream, found[:limit]) for stream, found in by_stream.items()]
+        return [StoredReading(Reading(device, stream, seq, ts, value, bytes(sig)), received,
+                              status, None if batch is None else bytes(batch))
+                for stream, rows in streams
+                for seq, ts, value, sig, received, status, batch in reversed(rows)]
 
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
-
-# The distinct streams of a device (parameters: the device twice), in index order, by one probe
-# of the readings_device index per stream instead of a scan of the device's readings.
-_DEVICE_STREAMS = (
-    "WITH RECURSIVE streams (stream) AS ("
-    " SELECT MIN(stream) FROM readings WHERE device = ?"
-    " UNION ALL SELECT (SELECT MIN(stream) FROM readings"
-    " WHERE device = ? AND stream > streams.stream)"
-    " FROM streams WHERE streams.stream IS NOT NULL)"
-    " SELECT stream FROM streams WHERE stream IS NOT NULL")
 
 
 @overload
