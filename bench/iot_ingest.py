@@ -43,7 +43,25 @@ Every phase prints the CPU per reading (from /proc) of the broker, the publisher
 or gateway, and the node. ``--profile-gateway`` runs the gateway's ingest thread under cProfile
 (timed by the thread's CPU clock) and prints its top functions.
 
-Figures now (the session that indexed the store for the NGSI-LD reads and moved a reading's
+Figures now (the session that raised the gateway's chunk from 500 to 4,000 readings and numbered
+the readings by series; 150,000 readings, cpu in us per reading). The machine ran at two speeds
+about 30% apart, so each comparison was alternated within one of them:
+
+    slow phase (raw 16,400-18,900)   stored/s      anchored/s   gateway (ingest) verifier node
+    10,000 devices, chunk 500, 4 runs  6,973-8,182   6,770-7,909  80-88 (52-57)     61-65  32-35
+    10,000 devices, chunk 4000, 5 runs 9,039-10,625  8,771-10,077 61-69 (40-45)     56-60  28-31
+    100 devices, chunk 500 / 4000      10,938/12,286 10,470/11,891 62/51 (41/33)
+
+    fast phase (raw 23,700-27,500), 10,000 devices, chunk 4000, A/B of the series:
+    before (8020046), 2 runs           13,401-13,966 12,715-13,204 46-47 (30-31)    46-47  20-21
+    now, 2 runs                        13,768-14,353 13,253-13,585 43-45 (27-29)    46-47  20-21
+    final code, one run of --sizes 100,10000: 100 devices 17,579 / 17,104; 10,000 devices
+    14,770 / 13,691 (gateway 41, node 20)
+
+Chunks of 2,000 gave 9,215-9,796 stored at 10,000 devices (slow), 8,000 no more than 4,000
+(10,412 / 9,629). ``GOGC=400`` for the verifier: within noise (55.8 against 56.7).
+
+The session before (the one that indexed the store for the NGSI-LD reads and moved a reading's
 encoding into the Go verifier; slow phase, raw subscriber 16,100-19,300 readings/s). A/B
 alternated in one sitting against the commit before (7636ca3), 10,000 devices, 150,000 readings:
 

@@ -17,9 +17,10 @@ Every read returns the same number of readings at every size (each device has at
 readings of each stream), so a difference between sizes is the cost of finding them.
 
 Each is the median over many devices picked at random (seeded). The same-run reference is the
-query the store ran before the ``readings_device`` index: one statement over the device's rows
-with a window function, run here with ``NOT INDEXED`` (SQLite's way to keep it off the new
-index, as it was before), so it scans every reading in the store. Its cost
+query the store ran before it indexed the readings for these reads (now by series, a number per
+device and stream, on ``readings_series``): one statement over the device's rows with a window
+function, run here with ``NOT INDEXED`` (SQLite's way to keep it off any index, as it was
+before), so it scans every reading in the store. Its cost
 grows with the store; the indexed reads should grow at most with log2 of its size. The summary
 prints both and their growth next to the growth of log2(n).
 
@@ -48,8 +49,8 @@ STREAMS = ("pm25", "temp")
 T0 = 1_800_000_000_000
 STEP_MS = 1_000
 
-# The statement ReadOnlyReadingStore.device_readings ran before the readings_device index (with
-# NOT INDEXED added: on this store it could use the new index).
+# The statement ReadOnlyReadingStore.device_readings ran before the readings were indexed for
+# it (with NOT INDEXED added: SQLite may not use any index for it).
 REFERENCE = (
     "SELECT device, stream, seq, ts_ms, value, sig, received_ms, status, batch_id FROM ("
     " SELECT *, ROW_NUMBER() OVER (PARTITION BY stream ORDER BY ts_ms DESC) AS rank"
